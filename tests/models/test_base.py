@@ -1,0 +1,164 @@
+"""What every model shares: outputs, labels, losses, compile/fit, errors, serialization."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_mtl.compat import keras
+from tf_mtl.models import MMOE, PLE, SharedBottom, build_model
+
+C, R = "classification", "regression"
+
+
+def small_model(features, task_types=(C, R), **kwargs):
+    return SharedBottom(features, list(task_types), {"dims": [8]}, [{"dims": [4]}, {}], task_names=["click", "time"], **kwargs)
+
+
+def test_outputs_are_a_dict_keyed_by_task_name(features, inputs):
+    outputs = small_model(features)(inputs)
+    assert sorted(outputs) == ["click", "time"]
+    assert outputs["click"].shape == (64,)
+    assert np.all((outputs["click"].numpy() > 0) & (outputs["click"].numpy() < 1))
+
+
+def test_unknown_ids_and_unseen_strings_get_finite_predictions(features, inputs):
+    model = small_model(features)
+    outputs = model.predict(
+        {**inputs, "user": np.full(64, 10**9), "city": np.array(["nowhere"] * 64)}, verbose=0, batch_size=64
+    )
+    assert all(np.isfinite(v).all() for v in outputs.values())
+
+
+def test_default_task_names():
+    from tf_mtl.features import SparseFeature
+
+    model = MMOE([SparseFeature("u", 5, 2)], [C, C, R], 2, {"dims": [4]}, [{}, {}, {}])
+    assert model.task_names == ["task1", "task2", "task3"]
+
+
+def test_task_losses_equal_a_hand_computation(features, inputs):
+    model = small_model(features)
+    y = {"click": np.tile([0.0, 1.0], 32), "time": np.linspace(0, 3, 64)}
+    pred = model(inputs)
+    losses = model.compute_task_losses(y, pred)
+    p = np.clip(pred["click"].numpy(), 1e-7, 1 - 1e-7)
+    expected_click = np.mean(-(y["click"] * np.log(p) + (1 - y["click"]) * np.log(1 - p)))
+    np.testing.assert_allclose(losses["click"].numpy(), expected_click, rtol=1e-5)
+    np.testing.assert_allclose(losses["time"].numpy(), np.mean((y["time"] - pred["time"].numpy()) ** 2), rtol=1e-5)
+
+
+def test_labels_as_an_array_in_task_order(features, inputs):
+    model = small_model(features)
+    y = np.stack([np.tile([0.0, 1.0], 32), np.linspace(0, 3, 64)], axis=1)
+    pred = model(inputs)
+    by_array = model.compute_task_losses(y, pred)
+    by_dict = model.compute_task_losses({"click": y[:, 0], "time": y[:, 1]}, pred)
+    for name in by_dict:
+        np.testing.assert_allclose(by_array[name].numpy(), by_dict[name].numpy())
+
+
+def test_missing_label_names_the_task(features, inputs):
+    model = small_model(features)
+    with pytest.raises(KeyError, match="time"):
+        model.compute_task_losses({"click": np.zeros(64)}, model(inputs))
+
+
+def test_compile_loss_weights_and_custom_loss(features, inputs):
+    model = small_model(features)
+    model.compile(optimizer="adam", loss={"time": "mae"}, loss_weights={"click": 2.0, "time": 0.5})
+    y = {"click": np.tile([0.0, 1.0], 32), "time": np.linspace(0, 3, 64)}
+    pred = model(inputs)
+    losses = model.compute_task_losses(y, pred)
+    np.testing.assert_allclose(losses["time"].numpy(), np.mean(np.abs(y["time"] - pred["time"].numpy())), rtol=1e-5)
+    total = model.total_loss(losses, {})
+    np.testing.assert_allclose(total.numpy(), 2.0 * losses["click"].numpy() + 0.5 * losses["time"].numpy(), rtol=1e-6)
+
+
+def test_compile_names_a_misspelled_task(features):
+    with pytest.raises(ValueError, match="'clik' is not a loss term.*did you mean 'click'"):
+        small_model(features).compile(optimizer="adam", loss_weights={"clik": 1.0})
+
+
+def test_mixed_classification_and_regression_train(features, inputs):
+    keras.utils.set_random_seed(1)
+    model = small_model(features)
+    model.compile(optimizer=keras.optimizers.Adam(0.02))
+    y = {"click": (inputs["price"] > 10).astype("float32"), "time": inputs["price"] / 5.0}
+    history = model.fit(inputs, y, batch_size=16, epochs=15, verbose=0)
+    assert history.history["click_loss"][-1] < 0.5 * history.history["click_loss"][0]
+    assert history.history["time_loss"][-1] < 0.2 * history.history["time_loss"][0]
+    assert history.history["loss"][-1] == pytest.approx(
+        history.history["click_loss"][-1] + history.history["time_loss"][-1], rel=1e-4
+    )
+
+
+def test_fit_on_tf_data_with_keras_metrics(features, inputs):
+    model = small_model(features)
+    model.compile(optimizer="adam", metrics={"click": [keras.metrics.AUC(name="auc")]})
+    y = {"click": (inputs["price"] > 10).astype("float32"), "time": inputs["price"]}
+    data = tf.data.Dataset.from_tensor_slices((inputs, y)).batch(16)
+    history = model.fit(data, validation_data=data, epochs=1, verbose=0)
+    assert {"loss", "click_loss", "time_loss", "val_loss"} <= set(history.history)
+    assert any("auc" in key for key in history.history)
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda f: SharedBottom(f, [C, "clasification"], {"dims": [4]}, [{}, {}]), "did you mean 'classification'"),
+        (lambda f: SharedBottom(f, [C, C], {"dim": [4]}, [{}, {}]), "bottom_params: unknown key 'dim'; did you mean 'dims'"),
+        (lambda f: SharedBottom(f, [C, C], {"dims": [4]}, [{}]), "tower_params_list must hold one dict per task"),
+        (lambda f: SharedBottom(f, [C, C], {"dims": [4]}, [{}, {"dropuot": 0.1}]), r"tower_params_list\[1\]: unknown key 'dropuot'"),
+        (lambda f: MMOE(f, [C, C], 0, {"dims": [4]}, [{}, {}]), "n_expert must be a positive integer"),
+        (lambda f: PLE(f, [C, C], 1, 1, 1, {"dims": [4]}, [{}, {}], task_names=["a", "a"]), "task_names must be distinct"),
+        (lambda f: build_model("mmeo", f, [C, C]), "did you mean 'mmoe'"),
+    ],
+)
+def test_errors_name_the_culprit(features, build, message):
+    with pytest.raises(ValueError, match=message):
+        build(features)
+
+
+def test_missing_input_names_the_feature(features, inputs):
+    model = small_model(features)
+    del inputs["city"]
+    with pytest.raises(Exception, match="city"):
+        model(inputs)
+
+
+@pytest.mark.parametrize("name", ["shared_bottom", "esmm", "mmoe", "omoe", "ple", "aitm", "single_task"])
+def test_serialization_round_trip(features, inputs, name, tmp_path):
+    model = build_model(name, features, [C, C], expert_params={"dims": [8]}) if name in ("mmoe", "omoe", "ple") else (
+        build_model(name, features, [C, C])
+    )
+    model.compile(optimizer="adam", loss_weights=[1.0, 0.5])
+    model.fit(inputs, {t: np.ones(64) for t in model.task_names}, batch_size=32, epochs=1, verbose=0)
+    expected = model.predict(inputs, verbose=0)
+
+    clone = type(model).from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded) is type(model)
+    assert loaded.get_config() == model.get_config()
+    for restored in (clone, loaded):
+        got = restored.predict(inputs, verbose=0)
+        for key in expected:
+            np.testing.assert_allclose(got[key], expected[key], rtol=1e-6, atol=1e-7)
+    assert int(loaded.optimizer.iterations.numpy()) == 2
+
+
+def test_embedding_and_dense_variables_partition_the_trainable_ones(features):
+    model = small_model(features)
+    embedding = model.embedding_trainable_variables
+    assert sorted(v.shape[0] for v in embedding) == [4, 51]
+    assert len(embedding) + len(model.dense_trainable_variables) == len(model.trainable_variables)
+
+
+def test_embedding_gradients_touch_only_the_batch_rows(features, inputs):
+    model = small_model(features)
+    with tf.GradientTape() as tape:
+        loss = model.compute_task_losses({"click": np.ones(64), "time": np.zeros(64)}, model(inputs))["click"]
+    gradients = tape.gradient(loss, model.embedding_trainable_variables)
+    assert all(isinstance(g, tf.IndexedSlices) for g in gradients)

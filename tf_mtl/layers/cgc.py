@@ -1,0 +1,91 @@
+"""Customized Gate Control: one extraction level of PLE (Tang et al., RecSys 2020, section 4)."""
+
+import tensorflow as tf
+
+from tf_mtl.compat import keras, register
+from tf_mtl.layers.gate import GatedMixture
+from tf_mtl.layers.mlp import MLP
+
+
+@register
+class ExtractionLevel(keras.layers.Layer):
+    """Task-specific and shared experts, a gate per task and, except at the last level, a shared gate.
+
+    Task k's gate mixes its own ``n_expert_specific`` experts and the ``n_expert_shared``
+    shared experts, with task k's input as gate input. The shared gate mixes all experts
+    (every task's and the shared ones), with the shared input as gate input; its output is
+    the shared input of the next level.
+
+    Args:
+        n_task: number of tasks.
+        n_expert_specific: experts per task.
+        n_expert_shared: shared experts.
+        expert_params: MLP arguments of each expert (``dims``, ``activation``, ...).
+        is_last: the last level has no shared gate.
+        gate_dropout: see ``GatedMixture``.
+
+    Inputs: a list of ``n_task + 1`` tensors ``(batch, d)``: the task inputs, then the shared
+    input (at the first level all are the embedded features). Returns
+    ``(outputs, gate_weights)``: ``n_task`` outputs (plus the shared output unless
+    ``is_last``), each ``(batch, expert_dim)``, and the matching gate weights.
+    """
+
+    def __init__(self, n_task, n_expert_specific, n_expert_shared, expert_params, is_last=False, gate_dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        for field, value in (("n_task", n_task), ("n_expert_specific", n_expert_specific), ("n_expert_shared", n_expert_shared)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"ExtractionLevel: {field} must be a positive integer. Received: {field}={value!r}")
+        self.n_task = n_task
+        self.n_expert_specific = n_expert_specific
+        self.n_expert_shared = n_expert_shared
+        self.expert_params = dict(expert_params)
+        self.is_last = is_last
+        self.gate_dropout = gate_dropout
+        self.specific_experts = MLP(num_parallel=n_task * n_expert_specific, name="specific_experts", **expert_params)
+        self.shared_experts = MLP(num_parallel=n_expert_shared, name="shared_experts", **expert_params)
+        self.task_gates = [
+            GatedMixture(n_expert_specific + n_expert_shared, gate_dropout, name=f"task_gate_{k}") for k in range(n_task)
+        ]
+        self.shared_gate = (
+            None if is_last else GatedMixture(n_task * n_expert_specific + n_expert_shared, gate_dropout, name="shared_gate")
+        )
+
+    def call(self, inputs, training=None):
+        task_inputs, shared_input = list(inputs[:-1]), inputs[-1]
+        # Each task's input feeds that task's own experts: (batch, n_task * n_specific, d).
+        per_expert = tf.repeat(tf.stack(task_inputs, axis=1), self.n_expert_specific, axis=1)
+        specific = self.specific_experts(per_expert, training=training)
+        shared = self.shared_experts(shared_input, training=training)
+        outputs, weights = [], []
+        n = self.n_expert_specific
+        for k, gate in enumerate(self.task_gates):
+            experts = tf.concat([specific[:, k * n : (k + 1) * n], shared], axis=1)
+            mixed, w = gate([experts, task_inputs[k]], training=training)
+            outputs.append(mixed)
+            weights.append(w)
+        if self.shared_gate is not None:
+            mixed, w = self.shared_gate([tf.concat([specific, shared], axis=1), shared_input], training=training)
+            outputs.append(mixed)
+            weights.append(w)
+        return outputs, weights
+
+    def compute_output_shape(self, input_shape):
+        dim = self.expert_params["dims"][-1]
+        batch = input_shape[0][0]
+        n_out = self.n_task + (0 if self.is_last else 1)
+        sizes = [self.n_expert_specific + self.n_expert_shared] * self.n_task
+        if not self.is_last:
+            sizes.append(self.n_task * self.n_expert_specific + self.n_expert_shared)
+        return [(batch, dim)] * n_out, [(batch, s) for s in sizes]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            n_task=self.n_task,
+            n_expert_specific=self.n_expert_specific,
+            n_expert_shared=self.n_expert_shared,
+            expert_params=self.expert_params,
+            is_last=self.is_last,
+            gate_dropout=self.gate_dropout,
+        )
+        return config

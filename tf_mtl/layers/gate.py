@@ -1,0 +1,69 @@
+"""Gate x expert pooling: the one place where a softmax gate mixes a group of experts.
+
+Used by MMoE and OMoE (Ma et al., KDD 2018) and by every gate of PLE's extraction levels
+(Tang et al., RecSys 2020).
+"""
+
+import tensorflow as tf
+
+from tf_mtl.compat import keras, register
+
+
+@register
+class GatedMixture(keras.layers.Layer):
+    """Mixes experts with softmax weights computed from a gate input.
+
+    ``g = softmax(W x + b)``, output ``sum_e g_e * expert_e``.
+
+    Gate dropout (Zhao et al., "Recommending What Video to Watch Next", RecSys 2019): while
+    training, each expert's weight is dropped with probability ``gate_dropout`` and the rest
+    are renormalized to sum to 1, so no task learns to lean on a single expert. If every
+    weight of a row is dropped, the row keeps its undropped weights.
+
+    Args:
+        num_experts: size of the expert group.
+        gate_dropout: probability of dropping an expert's weight while training.
+
+    Inputs: ``[experts, gate_input]`` of shapes ``(batch, num_experts, d)`` and
+    ``(batch, d_gate)``. Returns ``(mixed, weights)`` of shapes ``(batch, d)`` and
+    ``(batch, num_experts)``.
+    """
+
+    def __init__(self, num_experts, gate_dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(num_experts, int) or num_experts < 1:
+            raise ValueError(f"GatedMixture: num_experts must be a positive integer. Received: {num_experts!r}")
+        if not 0.0 <= gate_dropout < 1.0:
+            raise ValueError(f"GatedMixture: gate_dropout must be in [0, 1). Received: gate_dropout={gate_dropout!r}")
+        self.num_experts = num_experts
+        self.gate_dropout = gate_dropout
+        self.gate = keras.layers.Dense(num_experts, activation="softmax", name="gate")
+
+    def build(self, input_shape):
+        experts_shape, gate_shape = input_shape
+        if experts_shape[1] != self.num_experts:
+            raise ValueError(
+                f"GatedMixture: expected {self.num_experts} experts. Received experts of shape {experts_shape}"
+            )
+        self.gate.build(gate_shape)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        experts, gate_input = inputs
+        weights = self.gate(gate_input)
+        if training and self.gate_dropout:
+            keep = tf.cast(tf.random.uniform(tf.shape(weights)) >= self.gate_dropout, weights.dtype)
+            kept = weights * keep
+            total = tf.reduce_sum(kept, axis=-1, keepdims=True)
+            weights = tf.where(total > 0, kept / tf.maximum(total, 1e-12), weights)
+        mixed = tf.einsum("be,bed->bd", weights, tf.cast(experts, weights.dtype))
+        return mixed, weights
+
+    def compute_output_shape(self, input_shape):
+        experts_shape, _ = input_shape
+        return (experts_shape[0], experts_shape[2]), (experts_shape[0], self.num_experts)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_experts=self.num_experts, gate_dropout=self.gate_dropout)
+        return config
