@@ -77,13 +77,18 @@ class MultiTaskModel(keras.Model):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.features = validate_features(features)
         self.tasks = tasks
-        self._model_config = config
-        self._gate_tensors = dict(gates or {})
-        self._gate_model = None
-        self._shared_layers = list(shared_layers)
-        self._term_losses = {}
-        self._term_weights = {}
-        self._loss_trackers = None
+        object.__setattr__(self, "_model_config", dict(config))
+        # Plain attributes, kept out of Keras' tracking: they are views of the model's own layers
+        # or step bookkeeping, not weights to save (Keras 2 would count the trackers as weights).
+        for attribute, value in (
+            ("_gate_tensors", dict(gates or {})),
+            ("_gate_model", None),
+            ("_shared_layers", list(shared_layers)),
+            ("_term_losses", {}),
+            ("_term_weights", {}),
+            ("_loss_trackers", None),
+        ):
+            object.__setattr__(self, attribute, value)
 
     # ---- the task contract ------------------------------------------------------------------
 
@@ -161,7 +166,7 @@ class MultiTaskModel(keras.Model):
         if not self._gate_tensors:
             return {}
         if self._gate_model is None:
-            self._gate_model = keras.Model(self.inputs, self._gate_tensors)
+            object.__setattr__(self, "_gate_model", keras.Model(self.inputs, self._gate_tensors))
         return {k: v.numpy() for k, v in self._gate_model(x, training=False).items()}
 
     # ---- losses -----------------------------------------------------------------------------
@@ -198,15 +203,16 @@ class MultiTaskModel(keras.Model):
         is a dict or a list in loss-term order.
         """
         names = self._loss_term_names()
-        self._term_losses = self._per_term(loss, names, "loss", keras.losses.get)
+        object.__setattr__(self, "_term_losses", self._per_term(loss, names, "loss", keras.losses.get))
         if isinstance(loss_weights, (list, tuple)):
             if len(loss_weights) != len(names):
                 raise ValueError(f"loss_weights has {len(loss_weights)} values for the loss terms {names}.")
             loss_weights = dict(zip(names, loss_weights))
-        self._term_weights = self._per_term(loss_weights, names, "loss_weights", float)
+        object.__setattr__(self, "_term_weights", self._per_term(loss_weights, names, "loss_weights", float))
         if metrics is not None and not isinstance(metrics, dict):
             metrics = {name: metrics for name in self.output_names}
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        self._trackers()
 
     def get_compile_config(self):
         """The optimizer and loss weights, so a saved model comes back compiled (custom losses
@@ -238,7 +244,7 @@ class MultiTaskModel(keras.Model):
     def _trackers(self):
         if self._loss_trackers is None:
             names = ["loss"] + [f"{n}_loss" for n in self._loss_term_names() + list(self.auxiliary_loss_names)]
-            self._loss_trackers = {n: keras.metrics.Mean(name=n) for n in names}
+            object.__setattr__(self, "_loss_trackers", {n: keras.metrics.Mean(name=n) for n in names})
         return self._loss_trackers
 
     @property

@@ -29,9 +29,9 @@ class ESMM(MultiTaskModel):
     """
 
     def __init__(self, features, task_types, bottom_params, tower_params_list, task_names=None, **kwargs):
+        if isinstance(task_types, str) or len(task_types) != 2:
+            raise ValueError(f"ESMM models two tasks, click then conversion. Received task_types={task_types!r}")
         tasks = make_tasks(task_types, task_names or ["ctr", "cvr"])
-        if len(tasks) != 2:
-            raise ValueError(f"ESMM models two tasks, click then conversion. Received {len(tasks)}: {[t.name for t in tasks]}")
         for task in tasks:
             if task.task_type != "classification":
                 raise ValueError(f"ESMM: task {task.name!r} must be 'classification'. Received: {task.task_type!r}")

@@ -1,0 +1,207 @@
+"""to_feature_arrays and DataGenerator: dtypes, shapes, padding, splits, seeding, errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from tf_mtl.data import DataGenerator, to_feature_arrays
+from tf_mtl.features import DenseFeature, SequenceFeature, SparseFeature
+
+SEQ = SequenceFeature("items", 100, 4, "mean", 3)
+STR_SEQ = SequenceFeature("tags", None, 4, "sum", 2, vocabulary=["a", "b", "c"])
+CITY = SparseFeature("city", None, 4, vocabulary=["paris", "rome", "6"])
+USER = SparseFeature("user", 10, 4)
+PRICE = DenseFeature("price", mean=1.0, std=2.0)
+VEC = DenseFeature("vec", embed_dim=2)
+FEATURES = [USER, CITY, SEQ, STR_SEQ, PRICE, VEC]
+
+
+def _frame():
+    return pd.DataFrame(
+        {
+            "user": [1, 2, 3, 4],
+            "city": ["paris", b"rome", 6.0, None],
+            "items": ["3|5|9", "", "1|2|3|4|5", [7, 8]],
+            "tags": [["a"], "b|c", ["a", "b", "c"], None],
+            "price": [0.5, 1, 2, 3],
+            "vec": [[1, 2], [3, 4], [5, 6], [7, 8]],
+            "unused": ["x", "y", "z", "w"],
+        }
+    )
+
+
+def test_to_feature_arrays_converts_each_kind_exactly():
+    x = to_feature_arrays(_frame(), FEATURES)
+
+    assert list(x) == ["user", "city", "items", "tags", "price", "vec"]
+    assert x["user"].dtype == np.int64 and x["user"].tolist() == [1, 2, 3, 4]
+    assert x["city"].dtype == object and x["city"].tolist() == ["paris", "rome", "6", ""]
+    # Right padding with 0; the longest sequence keeps its last (most recent) max_len items.
+    np.testing.assert_array_equal(x["items"], [[3, 5, 9], [0, 0, 0], [3, 4, 5], [7, 8, 0]])
+    assert x["items"].dtype == np.int64
+    assert x["tags"].tolist() == [["a", ""], ["b", "c"], ["b", "c"], ["", ""]]
+    assert x["price"].dtype == np.float32 and x["price"].shape == (4,)
+    np.testing.assert_array_equal(x["vec"], np.array([[1, 2], [3, 4], [5, 6], [7, 8]], np.float32))
+    assert x["vec"].dtype == np.float32
+
+
+def test_sequence_given_as_padded_matrix_keeps_real_items_when_truncated():
+    padded = np.array([[1, 2, 3, 4, 0, 0], [5, 0, 0, 0, 0, 0]])
+    x = to_feature_arrays({"items": padded}, [SEQ])
+    np.testing.assert_array_equal(x["items"], [[2, 3, 4], [5, 0, 0]])
+
+
+def test_dense_column_of_shape_n_by_1_is_flattened():
+    x = to_feature_arrays({"price": np.array([[1.0], [2.0]])}, [PRICE])
+    assert x["price"].shape == (2,) and x["price"].tolist() == [1.0, 2.0]
+
+
+def test_missing_column_names_feature_and_available_columns():
+    with pytest.raises(KeyError, match=r"'user'.*Available columns: \['city', 'items'"):
+        to_feature_arrays(_frame().drop(columns="user"), FEATURES)
+
+
+@pytest.mark.parametrize(
+    "column, values, message",
+    [
+        ("user", [1.5, 2, 3, 4], r"SparseFeature 'user'.*1 non-integer value\(s\), the first 1.5 at row 0"),
+        ("user", ["a", "1", "2", "3"], r"SparseFeature 'user'.*the first 'a' at row 0"),
+        ("items", ["1|x", "", "", ""], r"SequenceFeature 'items'.*'1\|x' at row 0"),
+        ("price", [1.0, None, 2.0, 3.0], r"DenseFeature 'price': 1 rows hold missing \(NaN\).*row 1"),
+        ("vec", [1.0, 2.0, 3.0, 4.0], r"DenseFeature 'vec' \(embed_dim=2\): expected shape \(N, 2\).*\(4,\)"),
+    ],
+)
+def test_bad_values_name_the_feature(column, values, message):
+    data = _frame().to_dict("list")
+    data[column] = values
+    with pytest.raises(ValueError, match=message):
+        to_feature_arrays(data, FEATURES)
+
+
+def test_columns_of_different_lengths_name_the_column():
+    with pytest.raises(ValueError, match=r"Column 'city' has 2 rows; expected 3 like column 'user'"):
+        to_feature_arrays({"user": [1, 2, 3], "city": ["paris", "rome"]}, [USER, CITY])
+
+
+def _ids(dataset):
+    return np.concatenate([x["id"].numpy() for x, _ in dataset])
+
+
+def test_split_sizes_are_exact_and_disjoint():
+    n = 1000
+    generator = DataGenerator({"id": np.arange(n)}, np.zeros(n))
+    train, val, test = generator.generate_dataloader(split_ratio=[0.7, 0.1], batch_size=64)
+    ids = [_ids(train), _ids(val), _ids(test)]
+
+    assert [len(i) for i in ids] == [700, 100, 200]
+    assert sorted(np.concatenate(ids).tolist()) == list(range(n))
+    assert [x["id"].shape[0] for x, _ in train] == [64] * 10 + [60]
+
+
+def test_split_sizes_floor_without_losing_a_row_to_float_error():
+    generator = DataGenerator({"id": np.arange(100)}, np.zeros(100))
+    _, val, test = generator.generate_dataloader(split_ratio=[0.29, 0.3])
+    assert len(_ids(val)) == 30 and len(_ids(test)) == 100 - 29 - 30
+
+
+def test_split_ratio_summing_to_one_leaves_an_empty_test_set():
+    _, _, test = DataGenerator({"id": np.arange(10)}, np.zeros(10)).generate_dataloader(split_ratio=[0.7, 0.3])
+    assert len(list(test)) == 0
+
+
+def test_seeded_split_and_shuffle_are_deterministic():
+    def loaders(seed):
+        generator = DataGenerator({"id": np.arange(200)}, np.zeros(200))
+        return generator.generate_dataloader(split_ratio=[0.5, 0.25], batch_size=32, seed=seed)
+
+    train_a, val_a, _ = loaders(7)
+    train_b, val_b, _ = loaders(7)
+    first_epoch = _ids(train_a)
+    np.testing.assert_array_equal(first_epoch, _ids(train_b))
+    np.testing.assert_array_equal(_ids(val_a), _ids(val_b))
+    # Training reshuffles every epoch over the same rows; validation keeps its order.
+    second_epoch = _ids(train_a)
+    assert not np.array_equal(first_epoch, second_epoch)
+    assert sorted(first_epoch) == sorted(second_epoch)
+    np.testing.assert_array_equal(_ids(val_a), _ids(val_b))
+    assert not np.array_equal(_ids(loaders(8)[1]), _ids(val_a))
+
+
+def test_without_shuffle_the_training_set_keeps_its_order():
+    train, val, test = DataGenerator({"id": np.arange(10)}, np.zeros(10)).generate_dataloader(shuffle=False)
+    assert _ids(train).tolist() == list(range(10))
+    assert val is None and test is None
+
+
+def test_array_labels_become_float32_columns():
+    x = {"id": np.arange(6), "price": np.linspace(0, 1, 6)}
+    train, _, _ = DataGenerator(x, np.array([1, 0, 1, 0, 1, 1])).generate_dataloader(batch_size=4, shuffle=False)
+    features, labels = next(iter(train))
+    assert labels.dtype == tf.float32 and labels.shape == (4, 1)
+    assert labels.numpy()[:, 0].tolist() == [1, 0, 1, 0]
+    assert features["id"].dtype == tf.int64 and features["price"].dtype == tf.float32
+
+    two_tasks = np.arange(12).reshape(6, 2)
+    train, _, _ = DataGenerator(x, two_tasks).generate_dataloader(batch_size=4, shuffle=False)
+    np.testing.assert_array_equal(next(iter(train))[1].numpy(), two_tasks[:4].astype(np.float32))
+
+
+@pytest.mark.parametrize("as_frame", [False, True])
+def test_dict_or_frame_labels_become_a_dict_of_vectors(as_frame):
+    y = {"ctr": [1, 0, 1], "cvr": [1, 0, 0]}
+    y = pd.DataFrame(y) if as_frame else y
+    train, _, _ = DataGenerator(pd.DataFrame({"city": ["a", "b", "c"]}), y).generate_dataloader(shuffle=False)
+    features, labels = next(iter(train))
+    assert features["city"].dtype == tf.string and features["city"].numpy().tolist() == [b"a", b"b", b"c"]
+    assert sorted(labels) == ["ctr", "cvr"]
+    assert labels["cvr"].dtype == tf.float32 and labels["cvr"].numpy().tolist() == [1, 0, 0]
+
+
+def test_held_out_data_is_used_as_given_and_in_order():
+    generator = DataGenerator({"id": np.arange(5)}, {"ctr": np.ones(5)})
+    _, val, test = generator.generate_dataloader(
+        x_val={"id": np.array([10, 11])}, y_val={"ctr": [0, 1]}, x_test={"id": np.array([20])}, y_test={"ctr": [1]}
+    )
+    assert _ids(val).tolist() == [10, 11] and _ids(test).tolist() == [20]
+    assert next(iter(val))[1]["ctr"].numpy().tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"split_ratio": [0.0, 0.1]}, r"in \(0, 1\)"),
+        ({"split_ratio": [0.7, 1.2]}, r"in \(0, 1\)"),
+        ({"split_ratio": [0.7, 0.4]}, "sum to at most 1"),
+        ({"split_ratio": [0.6, 0.2, 0.2]}, r"\[train_fraction, val_fraction\]"),
+        ({"batch_size": 0}, "batch_size must be a positive integer. Received: batch_size=0"),
+        ({"batch_size": 2.5}, "batch_size=2.5"),
+        ({"batch_size": True}, "batch_size=True"),
+        ({"split_ratio": [0.7, 0.1], "x_val": {"id": [1]}}, r"not both.*\['x_val'\]"),
+        ({"x_val": {"id": [1]}}, "Give both x_val and y_val"),
+        ({"x_val": {"other": [1]}, "y_val": [1]}, "x_val lacks the feature column 'id'"),
+        ({"x_test": {"id": [1]}, "y_test": {"ctr": [1]}}, r"y_test has labels \['ctr'\]; expected an array with 1"),
+    ],
+)
+def test_generate_dataloader_rejects_bad_arguments(kwargs, message):
+    generator = DataGenerator({"id": np.arange(10)}, np.zeros(10))
+    with pytest.raises(ValueError, match=message):
+        generator.generate_dataloader(**kwargs)
+
+
+def test_row_count_mismatch_names_the_column():
+    with pytest.raises(ValueError, match=r"x column 'price' has 3 rows; expected 4, the number of rows of y"):
+        DataGenerator({"id": np.arange(4), "price": np.ones(3)}, np.zeros(4))
+    with pytest.raises(ValueError, match=r"y column 'cvr' has 2 rows; expected 3"):
+        DataGenerator({"id": np.arange(3)}, {"ctr": [1, 0, 1], "cvr": [1, 0]})
+
+
+def test_unconverted_columns_and_bad_labels_are_named():
+    with pytest.raises(TypeError, match=r"x column 'items' holds mixed values.*to_feature_arrays"):
+        DataGenerator({"items": np.array([[1, 2], "3"], dtype=object)}, np.zeros(2))
+    with pytest.raises(ValueError, match=r"Label y\['ctr'\] holds 1 missing \(NaN\) values"):
+        DataGenerator({"id": np.arange(2)}, {"ctr": [1.0, np.nan]})
+    with pytest.raises(TypeError, match=r"Label y\['ctr'\] must be numeric"):
+        DataGenerator({"id": np.arange(2)}, {"ctr": ["yes", "no"]})
+    with pytest.raises(ValueError, match=r"y: expected shape \(N,\) or \(N, n_tasks\)"):
+        DataGenerator({"id": np.arange(2)}, np.zeros((2, 1, 1)))

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_mtl.models import AITM
+
+C = "classification"
+
+
+def aitm(features, **kwargs):
+    return AITM(features, [C, C, C], {"dims": [8]}, [{}, {}, {}], **kwargs)
+
+
+def test_calibrator_is_zero_when_each_step_is_no_likelier_than_the_one_before(features):
+    outputs = {"task1": tf.constant([0.9, 0.5]), "task2": tf.constant([0.4, 0.5]), "task3": tf.constant([0.1, 0.2])}
+    assert aitm(features).auxiliary_losses(outputs)["calibration"].numpy() == 0.0
+
+
+def test_calibrator_penalises_a_later_step_predicted_likelier(features):
+    outputs = {"task1": tf.constant([0.5, 0.5]), "task2": tf.constant([0.3, 0.7]), "task3": tf.constant([0.3, 0.9])}
+    # alpha * (mean(max(p2 - p1, 0)) + mean(max(p3 - p2, 0))) = 0.6 * ((0 + 0.2) / 2 + (0 + 0.2) / 2)
+    loss = aitm(features).auxiliary_losses(outputs)["calibration"].numpy()
+    np.testing.assert_allclose(loss, 0.6 * 0.2, rtol=1e-5)
+
+
+def test_calibration_weight_zero_turns_it_off(features, inputs):
+    model = aitm(features, calibration_weight=0.0)
+    assert model.auxiliary_losses(model(inputs)) == {}
+
+
+def test_attention_weights_over_transferred_and_own_representation(features, inputs):
+    model = aitm(features, attention_params={"dim": 6})
+    gates = model.gate_weights(inputs)
+    assert sorted(gates) == ["task2", "task3"]
+    for weights in gates.values():
+        assert weights.shape == (64, 2)
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+    assert model.get_layer("task2").output_unit.kernel.shape == (6, 1)
+
+
+def test_total_loss_adds_the_calibrator(features, inputs):
+    model = aitm(features)
+    y = {t: np.ones(64) for t in model.task_names}
+    pred = model(inputs)
+    losses = model.compute_task_losses(y, pred)
+    auxiliary = model.auxiliary_losses(pred)
+    expected = sum(v.numpy() for v in losses.values()) + auxiliary["calibration"].numpy()
+    np.testing.assert_allclose(model.total_loss(losses, auxiliary).numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"task_types": [C, "regression"]}, "task 'task2' must be 'classification'"),
+        ({"task_types": [C]}, "at least 2"),
+        ({"attention_params": {"dims": 4}}, "attention_params: unknown key 'dims'; did you mean 'dim'"),
+    ],
+)
+def test_errors(features, kwargs, message):
+    task_types = kwargs.pop("task_types", [C, C])
+    with pytest.raises(ValueError, match=message):
+        AITM(features, task_types, {"dims": [8]}, [{}] * len(task_types), **kwargs)

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from tf_mtl.models import PLE
+
+C, R = "classification", "regression"
+
+
+@pytest.mark.parametrize("n_level, n_specific, n_shared", [(1, 2, 1), (2, 1, 3), (3, 2, 2)])
+def test_builds_the_experts_and_gates_its_config_implies(features, inputs, n_level, n_specific, n_shared):
+    tasks = [C, R, C]
+    model = PLE(features, tasks, n_level, n_specific, n_shared, {"dims": [8, 6]}, [{}, {}, {}])
+    gates = model.gate_weights(inputs)
+    expected = {}
+    for level in range(n_level):
+        for task in ("task1", "task2", "task3"):
+            expected[f"level{level}/{task}"] = n_specific + n_shared
+        if level < n_level - 1:
+            expected[f"level{level}/shared"] = 3 * n_specific + n_shared
+    assert {k: v.shape[1] for k, v in gates.items()} == expected
+    for weights in gates.values():
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+    for level in range(n_level):
+        layer = model.get_layer(f"level_{level}")
+        assert layer.specific_experts.kernels[0].shape[0] == 3 * n_specific
+        assert layer.shared_experts.kernels[0].shape[0] == n_shared
+        assert (layer.shared_gate is None) == (level == n_level - 1)
+
+
+def test_towers_read_the_last_level(features, inputs):
+    model = PLE(features, [C, C], 2, 1, 1, {"dims": [5]}, [{}, {}])
+    assert model.get_layer("task1").output_unit.kernel.shape == (5, 1)
+    assert sorted(model(inputs)) == ["task1", "task2"]
+
+
+def test_n_level_must_be_positive(features):
+    with pytest.raises(ValueError, match="n_level must be a positive integer"):
+        PLE(features, [C, C], 0, 1, 1, {"dims": [5]}, [{}, {}])

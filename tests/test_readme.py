@@ -1,0 +1,31 @@
+"""The README's commands are the ones CI runs, and its examples run as written."""
+
+import pathlib
+import re
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def blocks(language):
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def test_ci_runs_the_readme_install_and_test_commands():
+    install_and_main, install_and_test = blocks("bash")[:2]
+    ci = (ROOT / ".ci" / "run").read_text()
+    install, main = install_and_main.strip().split(" && ")
+    install_again, test = install_and_test.strip().split(" && ")
+    assert install == install_again
+    assert main == "tf-mtl quickstart"
+    assert install in ci.splitlines()
+    assert test in ci.splitlines()
+
+
+def test_python_examples_run(tmp_path):
+    for i, code in enumerate(blocks("python")):
+        result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, f"README python block {i} failed:\n{result.stderr[-3000:]}"
+    assert (tmp_path / "mmoe.keras").exists()
