@@ -24,9 +24,19 @@ else:
         )
 
 
+def build_sublayer(layer, input_shape):
+    """Builds a sublayer inside its own name scope, as calling it would.
+
+    Keras 2 names variables after the enclosing scope: without this, sublayers built in a
+    parent's ``build`` would share variable names, which weight files refuse.
+    """
+    with tf.name_scope(layer.name):
+        layer.build(input_shape)
+
+
 def register(cls):
     """Registers a layer or model under the ``tf_mtl`` package for saving and loading."""
     return keras.saving.register_keras_serializable(package="tf_mtl")(cls)
 
 
-__all__ = ["LEGACY_KERAS", "keras", "register", "tf"]
+__all__ = ["LEGACY_KERAS", "build_sublayer", "keras", "register", "tf"]

@@ -39,27 +39,31 @@ def tensor_specs(features):
 def parse_spec(features):
     """The ``tf.io.parse_example`` spec for ``tf.Example`` records holding these features.
 
-    Missing sequence values are padded with the feature's ``padding_value``; sparse and dense
+    Sequences are read as ragged lists (``parse_examples`` pads them); sparse and dense
     features are required in every record.
     """
     spec = {}
     for feature in validate_features(features):
         shape, dtype = _shape_and_dtype(feature)
         if isinstance(feature, SequenceFeature):
-            spec[feature.name] = tf.io.FixedLenSequenceFeature(
-                [], dtype, allow_missing=True, default_value=feature.padding_value
-            )
+            spec[feature.name] = tf.io.RaggedFeature(dtype)
         else:
             spec[feature.name] = tf.io.FixedLenFeature(shape, dtype)
     return spec
 
 
 def parse_examples(serialized, features):
-    """Parses a batch of serialized ``tf.Example``s into model inputs (sequences padded to max_len)."""
+    """Parses a batch of serialized ``tf.Example``s into model inputs.
+
+    A sequence keeps its last (most recent) ``max_len`` ids and is right-padded with the
+    feature's ``padding_value`` to ``(batch, max_len)``, as ``tf_mtl.data.to_feature_arrays``
+    does for in-memory data.
+    """
     parsed = tf.io.parse_example(serialized, parse_spec(features))
     for feature in features:
         if isinstance(feature, SequenceFeature):
-            values = parsed[feature.name][:, : feature.max_len]
-            pad = feature.max_len - tf.shape(values)[1]
-            parsed[feature.name] = tf.pad(values, [[0, 0], [0, pad]], constant_values=feature.padding_value)
+            recent = parsed[feature.name][:, -feature.max_len :]
+            parsed[feature.name] = recent.to_tensor(
+                default_value=feature.padding_value, shape=[None, feature.max_len]
+            )
     return parsed

@@ -17,6 +17,7 @@ True
 import dataclasses
 import difflib
 import json
+import numbers
 import re
 from typing import Optional, Sequence, Tuple, Union
 
@@ -35,11 +36,11 @@ def check_name(kind, name):
         )
 
 
-def _check_positive_int(owner, field, value, allow_zero=False):
-    ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        kind = "a non-negative" if allow_zero else "a positive"
-        raise ValueError(f"{owner}: {field} must be {kind} integer. Received: {field}={value!r}")
+def _positive_int(owner, field, value):
+    """``value`` as a Python int (numpy integers accepted); errors name the owner and field."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{owner}: {field} must be a positive integer. Received: {field}={value!r}")
+    return int(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +61,8 @@ class _CategoricalFeature:
     def __post_init__(self):
         owner = f"{type(self).__name__} {self.name!r}"
         check_name(type(self).__name__, self.name)
-        _check_positive_int(owner, "embed_dim", self.embed_dim)
-        _check_positive_int(owner, "num_oov_buckets", self.num_oov_buckets)
+        for field in ("embed_dim", "num_oov_buckets"):
+            object.__setattr__(self, field, _positive_int(owner, field, getattr(self, field)))
         if self.vocabulary is not None:
             vocab = tuple(self.vocabulary)
             object.__setattr__(self, "vocabulary", vocab)
@@ -89,7 +90,7 @@ class _CategoricalFeature:
             object.__setattr__(self, "dtype", inferred)
         if self.vocab_size is None:
             raise ValueError(f"{owner}: vocab_size is required when no vocabulary is given.")
-        _check_positive_int(owner, "vocab_size", self.vocab_size)
+        object.__setattr__(self, "vocab_size", _positive_int(owner, "vocab_size", self.vocab_size))
         if self.dtype is None:
             object.__setattr__(self, "dtype", "int64")
         if self.dtype not in ("int64", "string"):
@@ -114,9 +115,11 @@ class _CategoricalFeature:
         """Rows of the embedding table: the vocabulary, then the OOV buckets."""
         return self.vocab_size if self.hashed else self.vocab_size + self.num_oov_buckets
 
+    TABLE_FIELDS = ("vocab_size", "embed_dim", "vocabulary", "num_oov_buckets", "dtype", "pretrained_path", "trainable")
+
     def table_signature(self):
-        """What features sharing one table must agree on."""
-        return (self.vocab_size, self.embed_dim, self.vocabulary, self.num_oov_buckets, self.dtype)
+        """What features sharing one table must agree on: ``{field: value}``."""
+        return {field: getattr(self, field) for field in self.TABLE_FIELDS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +142,9 @@ class SparseFeature(_CategoricalFeature):
         shared_embed_name: features with the same name here read one table (they must agree on
             vocabulary, sizes and dtype), e.g. an item id and a clicked-items history.
         pretrained_path: a ``.npy`` file with the initial table, of shape
-            ``(vocab_size, embed_dim)`` (OOV rows then start random) or ``(num_rows, embed_dim)``.
+            ``(vocab_size, embed_dim)`` (OOV rows then start random) or ``(num_rows, embed_dim)``;
+            read (never unpickled) whenever the model is built, including when a saved
+            ``.keras`` model is loaded, whose saved weights then replace it.
         trainable: ``False`` freezes the table (e.g. pretrained embeddings kept fixed).
     """
 
@@ -170,7 +175,7 @@ class SequenceFeature(_CategoricalFeature):
             raise ValueError(f"{owner}: pooling must be one of {POOLINGS}. Received: pooling={self.pooling!r}")
         if self.max_len is None:
             raise ValueError(f"{owner}: max_len (the padded sequence length) is required.")
-        _check_positive_int(owner, "max_len", self.max_len)
+        object.__setattr__(self, "max_len", _positive_int(owner, "max_len", self.max_len))
         if self.padding_value is None:
             object.__setattr__(self, "padding_value", "" if self.dtype == "string" else 0)
         expected = str if self.dtype == "string" else int
@@ -206,12 +211,15 @@ class DenseFeature:
     def __post_init__(self):
         owner = f"DenseFeature {self.name!r}"
         check_name("DenseFeature", self.name)
-        _check_positive_int(owner, "embed_dim", self.embed_dim)
+        object.__setattr__(self, "embed_dim", _positive_int(owner, "embed_dim", self.embed_dim))
+        for first, second in (("mean", "std"), ("min_value", "max_value")):
+            a, b = getattr(self, first), getattr(self, second)
+            if (a is None) != (b is None):
+                raise ValueError(
+                    f"{owner}: give both {first} and {second}, or neither. Received: {first}={a!r}, {second}={b!r}"
+                )
         standard = (self.mean, self.std)
         minmax = (self.min_value, self.max_value)
-        for pair, names in ((standard, "mean and std"), (minmax, "min_value and max_value")):
-            if (pair[0] is None) != (pair[1] is None):
-                raise ValueError(f"{owner}: give both {names}, or neither.")
         if standard[0] is not None and minmax[0] is not None:
             raise ValueError(f"{owner}: give mean/std or min_value/max_value, not both.")
         for field in ("mean", "std", "min_value", "max_value"):
@@ -254,12 +262,14 @@ def validate_features(features: Sequence[Feature]):
         seen.add(feature.name)
         if isinstance(feature, _CategoricalFeature):
             first = tables.setdefault(feature.table_name, feature)
-            if first.table_signature() != feature.table_signature():
-                raise ValueError(
-                    f"Features {first.name!r} and {feature.name!r} share the embedding table "
-                    f"{feature.table_name!r} but differ in vocab_size, embed_dim, vocabulary, "
-                    "num_oov_buckets or dtype."
-                )
+            theirs, ours = first.table_signature(), feature.table_signature()
+            for field in first.TABLE_FIELDS:
+                if theirs[field] != ours[field]:
+                    raise ValueError(
+                        f"Features {first.name!r} and {feature.name!r} share the embedding table "
+                        f"{feature.table_name!r} but differ: {first.name!r} has {field}={theirs[field]!r}, "
+                        f"{feature.name!r} has {field}={ours[field]!r}."
+                    )
     return features
 
 

@@ -4,7 +4,7 @@ import math
 
 import tensorflow as tf
 
-from tf_mtl.compat import keras, register
+from tf_mtl.compat import build_sublayer, keras, register
 
 
 @register
@@ -37,9 +37,9 @@ class InformationTransfer(keras.layers.Layer):
         own_shape, previous_shape = input_shape
         # The transfer layer maps z_{t-1} to the width of q_t, so both can be projected alike.
         self.transfer = keras.layers.Dense(own_shape[-1], activation="relu", name="transfer")
-        self.transfer.build(previous_shape)
+        build_sublayer(self.transfer, previous_shape)
         for dense in (self.query, self.key, self.value):
-            dense.build((None, 2, own_shape[-1]))
+            build_sublayer(dense, (None, 2, own_shape[-1]))
         self.built = True
 
     def call(self, inputs):

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from tf_mtl.compat import keras, register
 from tf_mtl.layers.gate import GatedMixture
-from tf_mtl.layers.mlp import MLP
+from tf_mtl.layers.mlp import MLP, check_mlp_params
 
 
 @register
@@ -38,11 +38,11 @@ class ExtractionLevel(keras.layers.Layer):
         self.n_task = n_task
         self.n_expert_specific = n_expert_specific
         self.n_expert_shared = n_expert_shared
-        self.expert_params = dict(expert_params)
+        self.expert_params = check_mlp_params(expert_params, "expert_params")
         self.is_last = is_last
         self.gate_dropout = gate_dropout
-        self.specific_experts = MLP(num_parallel=n_task * n_expert_specific, name="specific_experts", **expert_params)
-        self.shared_experts = MLP(num_parallel=n_expert_shared, name="shared_experts", **expert_params)
+        self.specific_experts = MLP(num_parallel=n_task * n_expert_specific, name="specific_experts", **self.expert_params)
+        self.shared_experts = MLP(num_parallel=n_expert_shared, name="shared_experts", **self.expert_params)
         self.task_gates = [
             GatedMixture(n_expert_specific + n_expert_shared, gate_dropout, name=f"task_gate_{k}") for k in range(n_task)
         ]

@@ -6,7 +6,7 @@ Used by MMoE and OMoE (Ma et al., KDD 2018) and by every gate of PLE's extractio
 
 import tensorflow as tf
 
-from tf_mtl.compat import keras, register
+from tf_mtl.compat import build_sublayer, keras, register
 
 
 @register
@@ -45,7 +45,7 @@ class GatedMixture(keras.layers.Layer):
             raise ValueError(
                 f"GatedMixture: expected {self.num_experts} experts. Received experts of shape {experts_shape}"
             )
-        self.gate.build(gate_shape)
+        build_sublayer(self.gate, gate_shape)
         self.built = True
 
     def call(self, inputs, training=None):

@@ -9,7 +9,7 @@ import difflib
 
 import tensorflow as tf
 
-from tf_mtl.compat import keras, register
+from tf_mtl.compat import build_sublayer, keras, register
 
 MLP_PARAMS = ("dims", "activation", "dropout", "batch_norm")
 
@@ -95,7 +95,7 @@ class MLP(keras.layers.Layer):
             )
             width = dim
         for i, norm in enumerate(self.norms):
-            norm.build((None, self.dims[i] * (k or 1)))
+            build_sublayer(norm, (None, self.dims[i] * (k or 1)))
         self.built = True
 
     def call(self, inputs, training=None):

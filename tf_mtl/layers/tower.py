@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from tf_mtl.compat import keras, register
+from tf_mtl.compat import build_sublayer, keras, register
 from tf_mtl.layers.mlp import MLP
 from tf_mtl.tasks import OUTPUT_ACTIVATION, TASK_TYPES
 
@@ -33,9 +33,9 @@ class Tower(keras.layers.Layer):
     def build(self, input_shape):
         width = input_shape[-1]
         if self.hidden is not None:
-            self.hidden.build(input_shape)
+            build_sublayer(self.hidden, input_shape)
             width = self.dims[-1]
-        self.output_unit.build((None, width))
+        build_sublayer(self.output_unit, (None, width))
         self.built = True
 
     def call(self, inputs, training=None):
