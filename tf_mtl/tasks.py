@@ -5,8 +5,8 @@ mean squared error, RMSE.
 """
 
 import dataclasses
-import difflib
 
+from tf_mtl.errors import did_you_mean
 from tf_mtl.features.spec import check_name
 
 TASK_TYPES = ("classification", "regression")
@@ -26,10 +26,8 @@ def make_tasks(task_types, task_names=None):
     task_types = list(task_types)
     for i, task_type in enumerate(task_types):
         if task_type not in TASK_TYPES:
-            hint = difflib.get_close_matches(str(task_type), TASK_TYPES, n=1)
             raise ValueError(
-                f"task_types[{i}]: unknown task type {task_type!r}"
-                + (f"; did you mean {hint[0]!r}?" if hint else f". Expected one of {TASK_TYPES}.")
+                f"task_types[{i}]: unknown task type {task_type!r}" + did_you_mean(task_type, TASK_TYPES, "Task types")
             )
     if task_names is None:
         task_names = [f"task{i + 1}" for i in range(len(task_types))]

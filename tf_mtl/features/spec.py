@@ -15,13 +15,14 @@ True
 """
 
 import dataclasses
-import difflib
 import json
 import numbers
 import re
 from typing import Optional, Sequence, Tuple, Union
 
 import yaml
+
+from tf_mtl.errors import did_you_mean
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 POOLINGS = ("mean", "sum", "max")
@@ -295,11 +296,7 @@ def feature_from_config(config, where="features"):
     known = {f.name for f in dataclasses.fields(cls)} - {"_"}
     for key in config:
         if key not in known:
-            hint = difflib.get_close_matches(key, known, n=1)
-            raise ValueError(
-                f"{where}.{key}: unknown {class_name} field"
-                + (f"; did you mean {hint[0]!r}?" if hint else f". Known fields: {sorted(known)}")
-            )
+            raise ValueError(f"{where}.{key}: unknown {class_name} field" + did_you_mean(key, sorted(known), "Known fields"))
     try:
         return cls(**config)
     except (TypeError, ValueError) as err:

@@ -5,11 +5,11 @@ experts), computed with batched matrix products; each member has its own random
 initialization.
 """
 
-import difflib
 
 import tensorflow as tf
 
 from tf_mtl.compat import build_sublayer, keras, register
+from tf_mtl.errors import did_you_mean
 
 MLP_PARAMS = ("dims", "activation", "dropout", "batch_norm")
 
@@ -25,11 +25,7 @@ def check_mlp_params(params, where, required=("dims",)):
         raise ValueError(f"{where} must be a dict such as {{'dims': [64]}}. Received: {params!r}")
     for key in params:
         if key not in MLP_PARAMS:
-            hint = difflib.get_close_matches(str(key), MLP_PARAMS, n=1)
-            raise ValueError(
-                f"{where}: unknown key {key!r}"
-                + (f"; did you mean {hint[0]!r}?" if hint else f". Known keys: {list(MLP_PARAMS)}")
-            )
+            raise ValueError(f"{where}: unknown key {key!r}" + did_you_mean(key, MLP_PARAMS, "Known keys"))
     for key in required:
         if key not in params:
             raise ValueError(f"{where}: {key!r} is required. Received: {params!r}")

@@ -1,10 +1,10 @@
 """AITM, Adaptive Information Transfer Multi-task (Xi et al., KDD 2021)."""
 
-import difflib
 
 import tensorflow as tf
 
 from tf_mtl.compat import register
+from tf_mtl.errors import did_you_mean
 from tf_mtl.layers import MLP, InformationTransfer, check_mlp_params
 from tf_mtl.models.base import MultiTaskModel, check_tower_params, embed_features, make_tasks, task_towers
 
@@ -57,8 +57,7 @@ class AITM(MultiTaskModel):
         attention_params = dict(attention_params or {})
         for key in attention_params:
             if key != "dim":
-                hint = difflib.get_close_matches(str(key), ["dim"], n=1)
-                raise ValueError(f"attention_params: unknown key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else ". Known keys: ['dim']"))
+                raise ValueError(f"attention_params: unknown key {key!r}" + did_you_mean(key, ["dim"], "Known keys"))
         attention_dim = attention_params.get("dim", bottom_params["dims"][-1])
         if isinstance(calibration_weight, bool) or not isinstance(calibration_weight, (int, float)) or calibration_weight < 0:
             raise ValueError(f"AITM: calibration_weight must be a non-negative number. Received: {calibration_weight!r}")

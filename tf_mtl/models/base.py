@@ -14,12 +14,12 @@ the task contract:
 terms: ``loss`` (optional) replaces the default loss of a term, ``loss_weights`` weight them.
 """
 
-import difflib
 
 import numpy as np
 import tensorflow as tf
 
 from tf_mtl.compat import keras
+from tf_mtl.errors import did_you_mean
 from tf_mtl.features import FeatureEmbedding, features_from_config, features_to_config, keras_inputs, validate_features
 from tf_mtl.layers import Tower, check_mlp_params
 from tf_mtl.losses import TASK_LOSSES, weighted_mean
@@ -234,11 +234,7 @@ class MultiTaskModel(keras.Model):
             return {n: convert(value) for n in names}
         for key in value:
             if key not in names:
-                hint = difflib.get_close_matches(str(key), names, n=1)
-                raise ValueError(
-                    f"{what}: {key!r} is not a loss term of this model"
-                    + (f"; did you mean {hint[0]!r}?" if hint else f". Loss terms: {names}")
-                )
+                raise ValueError(f"{what}: {key!r} is not a loss term of this model" + did_you_mean(key, names, "Loss terms"))
         return {n: convert(v) for n, v in value.items()}
 
     def _trackers(self):

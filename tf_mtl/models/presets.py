@@ -4,8 +4,8 @@ Pipelines and the CLI name models in configs (``"mmoe"``); the arguments of a pr
 overridden key by key.
 """
 
-import difflib
 
+from tf_mtl.errors import did_you_mean
 from tf_mtl.models.aitm import AITM
 from tf_mtl.models.esmm import ESMM
 from tf_mtl.models.mmoe import MMOE, OMoE
@@ -29,10 +29,7 @@ def build_model(name, features, task_types, task_names=None, **overrides):
     """Builds the model called ``name`` (a key of ``PRESETS``) with its preset arguments,
     a ``[64]`` tower per task unless ``tower_params_list`` is given, and ``overrides``."""
     if name not in PRESETS:
-        hint = difflib.get_close_matches(str(name), PRESETS, n=1)
-        raise ValueError(
-            f"Unknown model {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else f". Known models: {sorted(PRESETS)}")
-        )
+        raise ValueError(f"Unknown model {name!r}" + did_you_mean(name, sorted(PRESETS), "Known models"))
     cls, params = PRESETS[name]
     params = {"tower_params_list": [dict(_TOWER) for _ in task_types], **params, **overrides}
     return cls(features, task_types, task_names=task_names, **params)
