@@ -59,6 +59,13 @@ def _strings_as_objects(x):
     return x
 
 
+def _fresh_metric(metric):
+    """A metric per output: one metric object updated by several outputs would mix them."""
+    if isinstance(metric, str) or callable(metric) and not isinstance(metric, keras.metrics.Metric):
+        return metric
+    return type(metric).from_config(metric.get_config())
+
+
 class MultiTaskModel(keras.Model):
     """Base of every tf_mtl model. Subclasses call ``super().__init__`` with their graph.
 
@@ -171,18 +178,37 @@ class MultiTaskModel(keras.Model):
 
     # ---- losses -----------------------------------------------------------------------------
 
+    def weighted_terms(self, terms, sample_weight=None):
+        """``{name: (task_type, label, weights)}``: each term's mask times its row weights.
+
+        ``sample_weight`` is one array ``(batch,)`` or ``(batch, 1)`` for every term, or a dict
+        keyed by task name (Keras 3 hands ``fit``'s single array over as such a dict); terms that
+        are not tasks (ESMM's ``ctcvr``) take the first task's weights. ``weights`` is ``None``
+        when there is neither mask nor weight.
+        """
+        weighted = {}
+        for name, (task_type, label, mask) in terms.items():
+            rows = self._row_weights(sample_weight, name)
+            weights = rows if mask is None else mask if rows is None else mask * rows
+            weighted[name] = (task_type, label, weights)
+        return weighted
+
+    def _row_weights(self, sample_weight, name):
+        if isinstance(sample_weight, dict):
+            sample_weight = sample_weight.get(name, sample_weight.get(self.task_names[0]))
+        return None if sample_weight is None else tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
+
     def compute_task_losses(self, y, y_pred, sample_weight=None):
-        """One scalar loss per loss term, ``{output_name: loss}``: the mean over the batch,
-        restricted to the term's mask and weighted by ``sample_weight``."""
-        labels = self.label_dict(y)
-        losses = {}
-        for name, (task_type, label, mask) in self.loss_terms(labels).items():
-            fn = self._term_losses.get(name, TASK_LOSSES[task_type])
-            weights = sample_weight
-            if mask is not None:
-                weights = mask if weights is None else mask * tf.cast(tf.reshape(weights, [-1]), mask.dtype)
-            losses[name] = weighted_mean(fn(label, tf.cast(y_pred[name], tf.float32)), weights)
-        return losses
+        """One scalar loss per loss term, ``{output_name: loss}``: the mean over the batch of the
+        per-example losses, weighted by the term's mask and ``sample_weight`` and divided by the
+        total weight (see ``weighted_terms``)."""
+        terms = self.weighted_terms(self.loss_terms(self.label_dict(y)), sample_weight)
+        return {
+            name: weighted_mean(
+                self._term_losses.get(name, TASK_LOSSES[task_type])(label, tf.cast(y_pred[name], tf.float32)), weights
+            )
+            for name, (task_type, label, weights) in terms.items()
+        }
 
     def total_loss(self, task_losses, auxiliary_losses):
         """Weighted task losses + auxiliary losses + regularization losses."""
@@ -210,7 +236,7 @@ class MultiTaskModel(keras.Model):
             loss_weights = dict(zip(names, loss_weights))
         object.__setattr__(self, "_term_weights", self._per_term(loss_weights, names, "loss_weights", float))
         if metrics is not None and not isinstance(metrics, dict):
-            metrics = {name: metrics for name in self.output_names}
+            metrics = {name: [_fresh_metric(m) for m in metrics] for name in self.output_names}
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
         self._trackers()
 
@@ -255,11 +281,17 @@ class MultiTaskModel(keras.Model):
         for name, value in losses.items():
             trackers[f"{name}_loss"].update_state(value)
         logs = {name: tracker.result() for name, tracker in trackers.items()}
-        labels = self.label_dict(y)
-        aligned = {name: label for name, (_, label, _) in self.metric_terms(labels).items()}
-        for name in self.output_names:
-            aligned.setdefault(name, tf.zeros_like(tf.reshape(y_pred[name], [-1])))
-        compiled = self.compute_metrics(x, aligned, y_pred, sample_weight)
+        # Compiled metrics see each output's own label and rows (ESMM's CVR: clicked rows only);
+        # as in Keras, sample weights reach only ``weighted_metrics``.
+        labels, predictions, weights = {}, {}, {}
+        for name, (_, label, mask) in self.metric_terms(self.label_dict(y)).items():
+            prediction, rows = tf.reshape(y_pred[name], [-1]), self._row_weights(sample_weight, name)
+            if mask is not None:
+                keep = mask > 0
+                label, prediction = tf.boolean_mask(label, keep), tf.boolean_mask(prediction, keep)
+                rows = None if rows is None else tf.boolean_mask(rows, keep)
+            labels[name], predictions[name], weights[name] = label, prediction, rows
+        compiled = self.compute_metrics(x, labels, predictions, None if sample_weight is None else weights)
         logs.update({k: v for k, v in compiled.items() if k not in logs})
         return logs
 
