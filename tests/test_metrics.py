@@ -6,7 +6,7 @@ import pytest
 from tf_mtl.data import DataGenerator
 from tf_mtl.features import SparseFeature
 from tf_mtl.metrics import auc, evaluate, log_loss, mae, rmse
-from tf_mtl.models import ESMM
+from tf_mtl.models import ESMM, SharedBottom
 
 
 def pairwise_auc(labels, scores, weights):
@@ -51,3 +51,18 @@ def test_evaluate_scores_esmm_cvr_on_clicked_rows_only():
     assert result["cvr"]["auc"] == pytest.approx(auc(y["cvr"][:4], scores["cvr"][:4]))
     assert result["ctcvr"]["auc"] == pytest.approx(auc(y["ctr"] * y["cvr"], scores["ctcvr"]))
     assert result["ctr"]["log_loss"] == pytest.approx(log_loss(y["ctr"], scores["ctr"]), rel=1e-5)
+
+
+def test_evaluate_scores_regression_with_rmse_and_mae_at_inference():
+    features = [SparseFeature("item", 10, 2)]
+    # Dropout in the regression tower: scores taken in training mode would be noisy.
+    model = SharedBottom(features, ["regression", "classification"], {"dims": [4]}, [{"dims": [8], "dropout": 0.5}, {}])
+    x = {"item": np.arange(40) % 10}
+    y = {"task1": np.linspace(-1.0, 1.0, 40).astype("float32"), "task2": (np.arange(40) % 3 == 0).astype("float32")}
+    _, _, test = DataGenerator(x, y).generate_dataloader(x_test=x, y_test=y, batch_size=16)
+    result = evaluate(model, test)
+    scores = model.predict(x, verbose=0)
+    assert sorted(result["task1"]) == ["mae", "rmse"] and sorted(result["task2"]) == ["auc", "log_loss"]
+    assert result["task1"]["rmse"] == pytest.approx(np.sqrt(np.mean((scores["task1"] - y["task1"]) ** 2)), rel=1e-5)
+    assert result["task1"]["mae"] == pytest.approx(np.mean(np.abs(scores["task1"] - y["task1"])), rel=1e-5)
+    assert result["task2"]["auc"] == pytest.approx(auc(y["task2"], scores["task2"]))

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tf_mtl.data import DataGenerator, to_feature_arrays
+from tf_mtl.data import DataGenerator, split_indices, to_feature_arrays
 from tf_mtl.features import DenseFeature, SequenceFeature, SparseFeature
 
 SEQ = SequenceFeature("items", 100, 4, "mean", 3)
@@ -105,6 +105,12 @@ def test_split_sizes_floor_without_losing_a_row_to_float_error():
     assert len(_ids(val)) == 30 and len(_ids(test)) == 100 - 29 - 30
 
 
+@pytest.mark.parametrize("n, split_ratio, sizes", [(10, [0.55, 0.25], [5, 2, 3]), (7, [0.5, 0.3], [3, 2, 2])])
+def test_split_sizes_round_fractional_rows_down_and_test_takes_the_rest(n, split_ratio, sizes):
+    train, val, test = DataGenerator({"id": np.arange(n)}, np.zeros(n)).generate_dataloader(split_ratio=split_ratio)
+    assert [len(_ids(part)) for part in (train, val, test)] == sizes
+
+
 def test_split_ratio_summing_to_one_leaves_an_empty_test_set():
     _, _, test = DataGenerator({"id": np.arange(10)}, np.zeros(10)).generate_dataloader(split_ratio=[0.7, 0.3])
     assert len(list(test)) == 0
@@ -126,6 +132,27 @@ def test_seeded_split_and_shuffle_are_deterministic():
     assert sorted(first_epoch) == sorted(second_epoch)
     np.testing.assert_array_equal(_ids(val_a), _ids(val_b))
     assert not np.array_equal(_ids(loaders(8)[1]), _ids(val_a))
+
+
+def test_training_shuffle_draws_from_the_whole_set_every_epoch():
+    train, _, _ = DataGenerator({"id": np.arange(1000)}, np.zeros(1000)).generate_dataloader(batch_size=32, seed=3)
+    for _ in range(2):
+        first_batch = next(iter(train))[0]["id"].numpy()
+        # A shuffle buffer smaller than the set would fill the first batch from the first rows only.
+        assert (first_batch >= 500).sum() >= 8
+
+
+def test_validation_and_test_keep_the_split_order_while_training_reshuffles():
+    generator = DataGenerator({"id": np.arange(200)}, np.zeros(200))
+    _, val, test = generator.generate_dataloader(split_ratio=[0.5, 0.25], batch_size=16, seed=7)
+    _, val_rows, test_rows = split_indices(200, 0.5, 0.25, seed=7)
+    for _ in range(2):
+        np.testing.assert_array_equal(_ids(val), val_rows)
+        np.testing.assert_array_equal(_ids(test), test_rows)
+    _, val, test = generator.generate_dataloader(
+        x_val={"id": np.arange(100, 0, -1)}, y_val=np.zeros(100), x_test={"id": np.arange(50)}, y_test=np.zeros(50)
+    )
+    assert _ids(val).tolist() == list(range(100, 0, -1)) and _ids(test).tolist() == list(range(50))
 
 
 def test_without_shuffle_the_training_set_keeps_its_order():

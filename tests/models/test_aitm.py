@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_mtl.compat import keras
 from tf_mtl.models import AITM
 
 C = "classification"
@@ -46,6 +47,37 @@ def test_total_loss_adds_the_calibrator(features, inputs):
     auxiliary = model.auxiliary_losses(pred)
     expected = sum(v.numpy() for v in losses.values()) + auxiliary["calibration"].numpy()
     np.testing.assert_allclose(model.total_loss(losses, auxiliary).numpy(), expected, rtol=1e-6)
+
+
+def test_each_task_attends_over_its_own_network_and_the_previous_tasks_output(features, inputs):
+    """z_1 = q_1 and z_t = AIT(q_t, z_{t-1}): task 3 receives z_2, not task 2's own network q_2."""
+    model = aitm(features)
+    x = {name: tf.constant(value) for name, value in inputs.items()}
+    embedded = model.get_layer("feature_embedding")(x)
+    z = model.get_layer("task1_bottom")(embedded)
+    expected = {"task1": model.get_layer("task1")(z).numpy()}
+    gates = model.gate_weights(x)
+    for task in ("task2", "task3"):
+        own = model.get_layer(f"{task}_bottom")(embedded)
+        z, weights = model.get_layer(f"{task}_transfer")([own, z])
+        np.testing.assert_allclose(gates[task], weights, rtol=1e-5, atol=1e-7)
+        expected[task] = model.get_layer(task)(z).numpy()
+    outputs = model(x)
+    for task, value in expected.items():
+        np.testing.assert_allclose(outputs[task], value, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_and_evaluate_add_the_calibrator_to_the_weighted_total(features, inputs):
+    keras.utils.set_random_seed(0)
+    model = aitm(features)
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss_weights=[2.0, 1.0, 0.5])
+    y = {t: (inputs["price"] > 10).astype("float32") for t in model.task_names}
+    history = model.fit(inputs, y, batch_size=64, epochs=1, shuffle=False, verbose=0).history
+    evaluated = model.evaluate(inputs, y, batch_size=64, verbose=0, return_dict=True)
+    for logs in ({k: v[0] for k, v in history.items()}, evaluated):
+        assert logs["calibration_loss"] > 0  # random towers break the funnel order on some rows
+        expected = 2.0 * logs["task1_loss"] + logs["task2_loss"] + 0.5 * logs["task3_loss"] + logs["calibration_loss"]
+        assert logs["loss"] == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tf_mtl.compat import keras
 from tf_mtl.models import MMOE, PLE, SharedBottom, build_model
+from tf_mtl.models.base import MultiTaskModel, embed_features, make_tasks, task_towers
 
 C, R = "classification", "regression"
 
@@ -74,6 +75,72 @@ def test_compile_loss_weights_and_custom_loss(features, inputs):
     np.testing.assert_allclose(total.numpy(), 2.0 * losses["click"].numpy() + 0.5 * losses["time"].numpy(), rtol=1e-6)
 
 
+def _log_loss(labels, probabilities):
+    p = tf.clip_by_value(probabilities, 1e-7, 1 - 1e-7)
+    return -(labels * tf.math.log(p) + (1 - labels) * tf.math.log(1 - p))
+
+
+def _sgd_step_matches_gradient(model, x, y, expected_total, loss_weights=None, sample_weight=None):
+    """One full-batch SGD step of ``fit`` (learning rate 1) moves every trainable variable by
+    minus the gradient of ``expected_total(predictions)``, which the test writes out by hand."""
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss_weights=loss_weights)
+    variables = model.trainable_variables
+    with tf.GradientTape() as tape:
+        total = expected_total(model(x, training=True))
+    gradients = [tf.convert_to_tensor(g).numpy() for g in tape.gradient(total, variables)]
+    before = [v.numpy() for v in variables]
+    history = model.fit(x, y, sample_weight=sample_weight, batch_size=64, epochs=1, shuffle=False, verbose=0).history
+    assert history["loss"][0] == pytest.approx(float(total), rel=1e-5)
+    for variable, old, gradient in zip(variables, before, gradients):
+        np.testing.assert_allclose(old - variable.numpy(), gradient, rtol=1e-4, atol=1e-6, err_msg=variable.name)
+
+
+def test_fit_follows_the_gradient_of_the_weighted_sample_weighted_task_losses(features, inputs):
+    model = small_model(features)
+    y = {"click": (inputs["price"] > 10).astype("float32"), "time": inputs["price"] / 5.0}
+    rows = np.linspace(0.0, 2.0, 64).astype("float32")  # row 0 weighs nothing
+
+    def expected_total(pred):
+        click = tf.reduce_sum(rows * _log_loss(y["click"], pred["click"])) / rows.sum()
+        time = tf.reduce_sum(rows * tf.square(y["time"] - pred["time"])) / rows.sum()
+        return 2.0 * click + 0.5 * time
+
+    _sgd_step_matches_gradient(model, inputs, y, expected_total, {"click": 2.0, "time": 0.5}, sample_weight=rows)
+    # evaluate weights the task losses the same way.
+    result = model.evaluate(inputs, y, sample_weight=rows, batch_size=64, verbose=0, return_dict=True)
+    assert result["loss"] == pytest.approx(float(expected_total(model(inputs))), rel=1e-5)
+
+
+def test_regularization_losses_join_the_total(features, inputs):
+    x_in, _, embedded = embed_features(features)
+    bottom = keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(0.05), name="bottom")
+    tasks = make_tasks([C], ["click"])
+    model = MultiTaskModel(x_in, task_towers([bottom(embedded)], tasks, [{}]), features, tasks, {})
+    y = (inputs["price"] > 10).astype("float32")
+    pred = model(inputs)
+    penalty = 0.05 * np.sum(bottom.kernel.numpy().astype(np.float64) ** 2)
+    losses = model.compute_task_losses(y, pred)
+    assert float(model.total_loss(losses, {})) == pytest.approx(float(losses["click"]) + penalty, rel=1e-5)
+
+    def expected_total(pred):
+        return tf.reduce_mean(_log_loss(y, pred["click"])) + 0.05 * tf.reduce_sum(tf.square(bottom.kernel))
+
+    _sgd_step_matches_gradient(model, inputs, y, expected_total)
+
+
+def test_compiled_metrics_compare_each_output_with_its_own_label(features, inputs):
+    model = small_model(features)
+    model.compile(
+        optimizer="adam",
+        metrics={"click": [keras.metrics.MeanSquaredError(name="mse")], "time": [keras.metrics.MeanAbsoluteError(name="mae")]},
+    )
+    y = {"click": (inputs["price"] > 10).astype("float32"), "time": inputs["price"] / 5.0}
+    result = model.evaluate(inputs, y, batch_size=64, verbose=0, return_dict=True)
+    pred = model.predict(inputs, verbose=0)
+    assert result["click_mse"] == pytest.approx(np.mean((y["click"] - pred["click"]) ** 2), rel=1e-5)
+    assert result["time_mae"] == pytest.approx(np.mean(np.abs(y["time"] - pred["time"])), rel=1e-5)
+
+
 def test_compile_names_a_misspelled_task(features):
     with pytest.raises(ValueError, match="'clik' is not a loss term.*did you mean 'click'"):
         small_model(features).compile(optimizer="adam", loss_weights={"clik": 1.0})
@@ -135,6 +202,9 @@ def test_serialization_round_trip(features, inputs, name, tmp_path):
     model.fit(inputs, {t: np.ones(64) for t in model.task_names}, batch_size=32, epochs=1, verbose=0)
     expected = model.predict(inputs, verbose=0)
 
+    loss_weights = model.get_compile_config()["loss_weights"]
+    assert list(loss_weights.values()) == [1.0, 0.5]
+
     clone = type(model).from_config(model.get_config())
     clone.set_weights(model.get_weights())
     path = str(tmp_path / "model.keras")
@@ -147,6 +217,10 @@ def test_serialization_round_trip(features, inputs, name, tmp_path):
         for key in expected:
             np.testing.assert_allclose(got[key], expected[key], rtol=1e-6, atol=1e-7)
     assert int(loaded.optimizer.iterations.numpy()) == 2
+    # The loaded model weights its loss terms as the saved one did.
+    assert loaded.get_compile_config()["loss_weights"] == loss_weights
+    ones = {name: tf.constant(1.0) for name in loss_weights}
+    assert float(loaded.total_loss(ones, {})) == pytest.approx(1.5)
 
 
 def test_embedding_and_dense_variables_partition_the_trainable_ones(features):

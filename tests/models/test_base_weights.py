@@ -49,6 +49,9 @@ def test_one_metric_object_becomes_one_metric_per_output():
 
 def test_compiled_metrics_score_esmm_cvr_on_clicked_rows():
     m = ESMM([SparseFeature("u", 10, 2)], [C, C], None, [{}, {}])
+    # pCVR near sigmoid(2) = 0.88 rather than 0.5, where any 0/1 label has squared error 0.25 and
+    # clicked and all rows would score alike whatever the random initialization.
+    m.get_layer("cvr").output_unit.bias.assign([2.0])
     m.compile(optimizer="adam", metrics={"cvr": [keras.metrics.MeanSquaredError(name="mse")]})
     click = (np.arange(64) % 2).astype("float32")
     buy = click * (np.arange(64) % 4 == 1)

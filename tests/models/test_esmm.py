@@ -50,6 +50,24 @@ def test_cvr_metric_uses_clicked_rows_only(features):
     np.testing.assert_array_equal(terms["ctcvr"][1].numpy(), [1.0, 0.0, 0.0])
 
 
+def test_ctcvr_label_is_click_and_conversion_even_if_the_raw_conversion_column_is_not(features, inputs):
+    """Raw logs may hold conversions without a click (e.g. bought from a search page): CTCVR ignores them."""
+    model = esmm(features)
+    click = np.tile([1.0, 1.0, 0.0, 0.0], 16)
+    conversion = np.tile([1.0, 0.0, 1.0, 0.0], 16)
+    pred = model(inputs)
+    losses = model.compute_task_losses({"ctr": click, "cvr": conversion}, pred)
+    p = np.clip(pred["ctcvr"].numpy().astype(np.float64), 1e-7, 1 - 1e-7)
+    clicked_and_converted = click * conversion
+    expected = np.mean(-(clicked_and_converted * np.log(p) + (1 - clicked_and_converted) * np.log(1 - p)))
+    np.testing.assert_allclose(losses["ctcvr"].numpy(), expected, rtol=1e-5)
+    assert not np.isclose(losses["ctcvr"].numpy(), np.mean(-(conversion * np.log(p) + (1 - conversion) * np.log(1 - p))))
+    terms = model.metric_terms({"ctr": tf.constant(click), "cvr": tf.constant(conversion)})
+    np.testing.assert_array_equal(terms["ctcvr"][1].numpy(), clicked_and_converted)
+    np.testing.assert_array_equal(terms["cvr"][1].numpy(), conversion)
+    np.testing.assert_array_equal(terms["cvr"][2].numpy(), click)
+
+
 @pytest.mark.parametrize(
     "task_types, names, message",
     [

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tf_mtl.models import MMOE, OMoE
 
@@ -34,6 +35,37 @@ def test_shared_bottom_layer_before_experts(features, inputs):
     model = MMOE(features, [C, C], 2, {"dims": [8]}, [{}, {}], bottom_params={"dims": [6]})
     assert model.get_layer("experts").kernels[0].shape == (2, 6, 8)
     assert [layer.name for layer in model.shared_layers] == ["feature_embedding", "bottom", "experts"]
+
+
+def _tensors(inputs):
+    return {name: tf.constant(value) for name, value in inputs.items()}
+
+
+def test_each_task_mixes_the_experts_with_its_own_gate_reading_the_bottom_output(features, inputs):
+    model = MMOE(features, [C, R], 3, {"dims": [8]}, [{"dims": [4]}, {}], bottom_params={"dims": [6]})
+    x = _tensors(inputs)
+    hidden = model.get_layer("bottom")(model.get_layer("feature_embedding")(x))
+    experts = model.get_layer("experts")(hidden)
+    outputs, gates = model(x), model.gate_weights(x)
+    for task in ("task1", "task2"):
+        gate = model.get_layer(f"gate_{task}")
+        assert tuple(gate.gate.kernel.shape) == (6, 3)  # the gate reads the bottom's output
+        mixed, weights = gate([experts, hidden])
+        np.testing.assert_allclose(gates[task], weights, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(outputs[task], model.get_layer(task)(mixed), rtol=1e-5, atol=1e-6)
+    # The gates differ, so a task reading another task's mixture would show.
+    assert not np.allclose(gates["task1"], gates["task2"], atol=1e-3)
+
+
+def test_omoe_towers_all_read_the_one_gates_mixture(features, inputs):
+    model = OMoE(features, [C, C], 3, {"dims": [8]}, [{}, {}])
+    x = _tensors(inputs)
+    embedded = model.get_layer("feature_embedding")(x)
+    mixed, weights = model.get_layer("gate_shared")([model.get_layer("experts")(embedded), embedded])
+    np.testing.assert_allclose(model.gate_weights(x)["shared"], weights, rtol=1e-5, atol=1e-7)
+    outputs = model(x)
+    for task in ("task1", "task2"):
+        np.testing.assert_allclose(outputs[task], model.get_layer(task)(mixed), rtol=1e-5, atol=1e-6)
 
 
 def test_gate_dropout_only_while_training(features, inputs):

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tf_mtl.models import PLE
 
@@ -31,6 +32,26 @@ def test_towers_read_the_last_level(features, inputs):
     model = PLE(features, [C, C], 2, 1, 1, {"dims": [5]}, [{}, {}])
     assert model.get_layer("task1").output_unit.kernel.shape == (5, 1)
     assert sorted(model(inputs)) == ["task1", "task2"]
+
+
+def test_levels_pass_task_and_shared_outputs_on_and_each_tower_reads_its_task(features, inputs):
+    """Level 0 gets the embedding as every input; level 1 gets level 0's task outputs and shared output."""
+    model = PLE(features, [C, R], 2, 1, 2, {"dims": [6]}, [{"dims": [3]}, {}])
+    x = {name: tf.constant(value) for name, value in inputs.items()}
+    embedded = model.get_layer("feature_embedding")(x)
+    first, first_weights = model.get_layer("level_0")([embedded] * 3)
+    last, last_weights = model.get_layer("level_1")(first)
+    assert len(first) == 3 and len(last) == 2
+    # The next level's task inputs differ from its shared input, so a wrong routing would show.
+    assert not np.allclose(first[0], first[2]) and not np.allclose(first[1], first[2])
+    gates = model.gate_weights(x)
+    names = ["level0/task1", "level0/task2", "level0/shared", "level1/task1", "level1/task2"]
+    assert sorted(gates) == sorted(names)
+    for name, weights in zip(names, first_weights + last_weights):
+        np.testing.assert_allclose(gates[name], weights, rtol=1e-5, atol=1e-7)
+    outputs = model(x)
+    for task, representation in zip(("task1", "task2"), last):
+        np.testing.assert_allclose(outputs[task], model.get_layer(task)(representation), rtol=1e-5, atol=1e-6)
 
 
 def test_n_level_must_be_positive(features):
