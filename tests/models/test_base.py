@@ -202,8 +202,8 @@ def test_serialization_round_trip(features, inputs, name, tmp_path):
     model.fit(inputs, {t: np.ones(64) for t in model.task_names}, batch_size=32, epochs=1, verbose=0)
     expected = model.predict(inputs, verbose=0)
 
-    loss_weights = model.get_compile_config()["loss_weights"]
-    assert list(loss_weights.values()) == [1.0, 0.5]
+    weighting = model.get_compile_config()["weighting"]
+    assert weighting == {"method": "fixed", "weights": [1.0, 0.5]}
 
     clone = type(model).from_config(model.get_config())
     clone.set_weights(model.get_weights())
@@ -218,8 +218,8 @@ def test_serialization_round_trip(features, inputs, name, tmp_path):
             np.testing.assert_allclose(got[key], expected[key], rtol=1e-6, atol=1e-7)
     assert int(loaded.optimizer.iterations.numpy()) == 2
     # The loaded model weights its loss terms as the saved one did.
-    assert loaded.get_compile_config()["loss_weights"] == loss_weights
-    ones = {name: tf.constant(1.0) for name in loss_weights}
+    assert loaded.get_compile_config()["weighting"] == weighting
+    ones = {name: tf.constant(1.0) for name in model.loss_term_names}
     assert float(loaded.total_loss(ones, {})) == pytest.approx(1.5)
 
 

@@ -109,6 +109,11 @@ class MLP(keras.layers.Layer):
                 x = self.dropouts[i](x, training=training)
         return x
 
+    @property
+    def output_variables(self):
+        """The last layer's kernel and bias: the weights that produce the MLP's output."""
+        return [self.kernels[-1], self.biases[-1]]
+
     def compute_output_shape(self, input_shape):
         if self.num_parallel is None:
             return (*input_shape[:-1], self.dims[-1])

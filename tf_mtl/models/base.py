@@ -10,8 +10,8 @@ the task contract:
   scores CVR on clicked rows only);
 - ``auxiliary_losses(outputs)``: loss terms added outside task weighting (AITM's calibrator).
 
-``compile(optimizer, loss=None, loss_weights=None, metrics=None)`` + ``fit`` train with those
-terms: ``loss`` (optional) replaces the default loss of a term, ``loss_weights`` weight them.
+``compile(optimizer, loss=None, metrics=None, weighting=None, ...)`` + ``fit`` train with those
+terms through ``tf_mtl.weighting.step.train_step``, the step ``MTLTrainer`` runs too.
 """
 
 
@@ -24,6 +24,8 @@ from tf_mtl.features import FeatureEmbedding, features_from_config, features_to_
 from tf_mtl.layers import Tower, check_mlp_params
 from tf_mtl.losses import TASK_LOSSES, weighted_mean
 from tf_mtl.tasks import make_tasks
+from tf_mtl import weighting as weighting_lib
+from tf_mtl.weighting import step as step_lib
 
 
 def embed_features(features, name="feature_embedding", inputs=None):
@@ -50,12 +52,16 @@ def task_towers(representations, tasks, tower_params_list):
     }
 
 
-def _strings_as_objects(x):
-    """Keras 3 refuses numpy ``str``/``bytes`` arrays but takes the same values as ``object`` arrays."""
+def _strings_as_tensors(x):
+    """Keras refuses numpy string (``str``, ``bytes`` or ``object``) arrays but takes the same
+    values as ``tf.string`` tensors."""
     if isinstance(x, dict):
-        return {k: v.astype(object) if isinstance(v, np.ndarray) and v.dtype.kind in "US" else v for k, v in x.items()}
+        return {
+            k: tf.constant(v.astype(str) if v.dtype.kind == "O" else v) if isinstance(v, np.ndarray) and v.dtype.kind in "USO" else v
+            for k, v in x.items()
+        }
     if isinstance(x, tuple):
-        return tuple(_strings_as_objects(part) for part in x)
+        return tuple(_strings_as_tensors(part) for part in x)
     return x
 
 
@@ -64,6 +70,17 @@ def _fresh_metric(metric):
     if isinstance(metric, str) or callable(metric) and not isinstance(metric, keras.metrics.Metric):
         return metric
     return type(metric).from_config(metric.get_config())
+
+
+class _EndEpoch(keras.callbacks.Callback):
+    """Tells the model's weighting that an epoch ended (DWA averages losses per epoch)."""
+
+    def __init__(self, model):
+        super().__init__()
+        object.__setattr__(self, "_target", model)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._target.weighting.end_epoch()
 
 
 class MultiTaskModel(keras.Model):
@@ -92,7 +109,9 @@ class MultiTaskModel(keras.Model):
             ("_gate_model", None),
             ("_shared_layers", list(shared_layers)),
             ("_term_losses", {}),
-            ("_term_weights", {}),
+            ("_weighting", None),
+            ("_label_weights", {}),
+            ("_loss_masks", {}),
             ("_loss_trackers", None),
         ):
             object.__setattr__(self, attribute, value)
@@ -154,6 +173,16 @@ class MultiTaskModel(keras.Model):
         return [v for layer in self._shared_layers for v in layer.trainable_variables]
 
     @property
+    def last_shared_variables(self):
+        """The last shared layer's output weights (GradNorm's ``W``): the layer's
+        ``output_variables`` when it names them (an MLP: its last kernel and bias), else all
+        its trainable variables."""
+        if not self._shared_layers:
+            return []
+        layer = self._shared_layers[-1]
+        return list(getattr(layer, "output_variables", layer.trainable_variables))
+
+    @property
     def embedding_trainable_variables(self):
         """The embedding tables: rows a batch touches get gradients (``tf.IndexedSlices``)."""
         ids = {id(v) for layer in self.layers if isinstance(layer, FeatureEmbedding) for v in layer.trainable_variables}
@@ -178,18 +207,28 @@ class MultiTaskModel(keras.Model):
 
     # ---- losses -----------------------------------------------------------------------------
 
-    def weighted_terms(self, terms, sample_weight=None):
-        """``{name: (task_type, label, weights)}``: each term's mask times its row weights.
+    def weighted_terms(self, terms, sample_weight=None, y=None):
+        """``{name: (task_type, label, weights)}``: each term's row weights.
 
-        ``sample_weight`` is one array ``(batch,)`` or ``(batch, 1)`` for every term, or a dict
-        keyed by task name (Keras 3 hands ``fit``'s single array over as such a dict); terms that
-        are not tasks (ESMM's ``ctcvr``) take the first task's weights. ``weights`` is ``None``
-        when there is neither mask nor weight.
+        A term's weights multiply its mask, the mask compile's ``loss_masks`` names (another
+        task's label or a column of a label dict ``y``), its positive-class weight
+        (compile's ``label_weights``) and ``sample_weight``: one array ``(batch,)`` or
+        ``(batch, 1)`` for every term, or a dict keyed by task name (Keras 3 hands ``fit``'s
+        single array over as such a dict); terms that are not tasks (ESMM's ``ctcvr``) take
+        the first task's weights. ``weights`` is ``None`` when all of these are absent.
         """
         weighted = {}
         for name, (task_type, label, mask) in terms.items():
-            rows = self._row_weights(sample_weight, name)
-            weights = rows if mask is None else mask if rows is None else mask * rows
+            factors = [self._row_weights(sample_weight, name), mask]
+            if name in self._loss_masks:
+                factors.append(self._mask_column(self._loss_masks[name], y))
+            if name in self._label_weights:
+                factors.append(tf.where(label > 0.5, self._label_weights[name], 1.0))
+            factors = [f for f in factors if f is not None]
+            weights = None
+            for factor in factors:
+                factor = tf.reshape(tf.cast(factor, tf.float32), [-1])
+                weights = factor if weights is None else weights * factor
             weighted[name] = (task_type, label, weights)
         return weighted
 
@@ -198,57 +237,131 @@ class MultiTaskModel(keras.Model):
             sample_weight = sample_weight.get(name, sample_weight.get(self.task_names[0]))
         return None if sample_weight is None else tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
 
-    def compute_task_losses(self, y, y_pred, sample_weight=None):
-        """One scalar loss per loss term, ``{output_name: loss}``: the mean over the batch of the
-        per-example losses, weighted by the term's mask and ``sample_weight`` and divided by the
-        total weight (see ``weighted_terms``)."""
-        terms = self.weighted_terms(self.loss_terms(self.label_dict(y)), sample_weight)
-        return {
-            name: weighted_mean(
-                self._term_losses.get(name, TASK_LOSSES[task_type])(label, tf.cast(y_pred[name], tf.float32)), weights
+    def _mask_column(self, source, y):
+        if isinstance(y, dict) and source in y:
+            column = y[source]
+        elif source in self.task_names:
+            column = self.label_dict(y)[source]
+        else:
+            raise KeyError(
+                f"loss_masks: the mask column {source!r} is neither a task ({self.task_names}) nor a key of the "
+                f"labels" + (f" ({sorted(y)})" if isinstance(y, dict) else "") + "."
             )
-            for name, (task_type, label, weights) in terms.items()
-        }
+        return tf.cast(tf.reshape(column, [-1]) > 0.5, tf.float32)
+
+    def loss_sums(self, y, y_pred, sample_weight=None):
+        """Per loss term, in ``loss_term_names`` order, the weighted sum of the per-example
+        losses and the sum of the weights: two ``(n_terms,)`` tensors. Their ratio is the
+        term's loss (see ``weighted_terms``); summed over replicas first, the global batch's."""
+        terms = self.weighted_terms(self.loss_terms(self.label_dict(y)), sample_weight, y)
+        sums, totals = [], []
+        for name in self.loss_term_names:
+            task_type, label, weights = terms[name]
+            values = self._term_losses.get(name, TASK_LOSSES[task_type])(label, tf.cast(tf.reshape(y_pred[name], [-1]), tf.float32))
+            weights = tf.ones_like(values) if weights is None else weights
+            sums.append(tf.reduce_sum(values * weights))
+            totals.append(tf.reduce_sum(weights))
+        return tf.stack(sums), tf.stack(totals)
+
+    def compute_task_losses(self, y, y_pred, sample_weight=None):
+        """One scalar loss per loss term, ``{name: loss}``: the per-example losses' mean
+        weighted by the term's row weights (see ``weighted_terms``); 0 when they sum to 0."""
+        sums, totals = self.loss_sums(y, y_pred, sample_weight)
+        losses = tf.math.divide_no_nan(sums, totals)
+        return {name: losses[i] for i, name in enumerate(self.loss_term_names)}
 
     def total_loss(self, task_losses, auxiliary_losses):
-        """Weighted task losses + auxiliary losses + regularization losses."""
-        total = tf.add_n([self._term_weights.get(n, 1.0) * loss for n, loss in task_losses.items()])
+        """Task losses weighted by the compiled weighting's current weights + auxiliary losses
+        + regularization losses."""
+        weights = self.weighting.current_weights()
+        total = tf.add_n([weights[i] * task_losses[n] for i, n in enumerate(self.loss_term_names)])
         extra = list(auxiliary_losses.values()) + [tf.cast(l, tf.float32) for l in self.losses]
         return total + tf.add_n(extra) if extra else total
 
     # ---- Keras training ---------------------------------------------------------------------
 
-    def _loss_term_names(self):
+    @property
+    def loss_term_names(self):
+        """The names of the loss terms, in the order weightings see them."""
         return list(self.loss_terms({n: tf.zeros([1]) for n in self.task_names}))
 
-    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, **kwargs):
-        """Keras ``compile``; ``loss`` and ``loss_weights`` are keyed by loss term (task) name.
+    @property
+    def loss_term_types(self):
+        return [t[0] for t in self.loss_terms({n: tf.zeros([1]) for n in self.task_names}).values()]
 
-        ``loss`` may be a single loss for every term or a dict; values are Keras loss
-        identifiers or callables ``(y_true, y_pred) -> per-example loss``. ``loss_weights``
-        is a dict or a list in loss-term order.
+    @property
+    def weighting(self):
+        """The compiled loss weighting (equal weights before ``compile``)."""
+        if self._weighting is None:
+            object.__setattr__(self, "_weighting", weighting_lib.get(None).build(self.loss_term_names, self.loss_term_types))
+        return self._weighting
+
+    def compile(
+        self,
+        optimizer="rmsprop",
+        loss=None,
+        loss_weights=None,
+        metrics=None,
+        weighting=None,
+        label_weights=None,
+        loss_masks=None,
+        **kwargs,
+    ):
+        """Keras ``compile``, with the multi-task options keyed by loss term (task) name.
+
+        Args:
+            optimizer: as in Keras.
+            loss: one loss for every term or a dict; Keras loss identifiers or callables
+                ``(y_true, y_pred) -> per-example loss``.
+            loss_weights: fixed weights, a dict or a list in loss-term order (the same as
+                ``weighting={"method": "fixed", "weights": ...}``).
+            metrics: as in Keras; a list applies to every output.
+            weighting: a loss-weighting method (see ``tf_mtl.weighting.get``): a name such as
+                ``"uwl"``, a dict such as ``{"method": "gradnorm", "alpha": 1.5}``, or a
+                ``LossWeighting``. Default: equal weights.
+            label_weights: ``{term: w}``: rows whose label is 1 weigh ``w`` in that term's
+                loss (classification terms).
+            loss_masks: ``{term: column}``: the term's loss counts only rows where ``column``
+                (another task's label, or a key of the label dict) is 1, e.g.
+                ``{"cvr": "ctr"}`` trains CVR on clicked rows only.
         """
-        names = self._loss_term_names()
+        names, types = self.loss_term_names, self.loss_term_types
         object.__setattr__(self, "_term_losses", self._per_term(loss, names, "loss", keras.losses.get))
-        if isinstance(loss_weights, (list, tuple)):
-            if len(loss_weights) != len(names):
-                raise ValueError(f"loss_weights has {len(loss_weights)} values for the loss terms {names}.")
-            loss_weights = dict(zip(names, loss_weights))
-        object.__setattr__(self, "_term_weights", self._per_term(loss_weights, names, "loss_weights", float))
+        if loss_weights is not None:
+            if weighting is not None:
+                raise ValueError("Pass either loss_weights or weighting, not both: loss_weights are the fixed weighting.")
+            weighting = {"method": "fixed", "weights": list(loss_weights) if isinstance(loss_weights, (list, tuple)) else dict(loss_weights)}
+        label_weights = self._per_term(label_weights, names, "label_weights", float)
+        for name, value in label_weights.items():
+            if types[names.index(name)] != "classification" or not value > 0:
+                raise ValueError(f"label_weights[{name!r}]: a positive weight for a classification term. Received: {value!r}")
+        object.__setattr__(self, "_label_weights", label_weights)
+        object.__setattr__(self, "_loss_masks", self._per_term(loss_masks, names, "loss_masks", str))
         if metrics is not None and not isinstance(metrics, dict):
             metrics = {name: [_fresh_metric(m) for m in metrics] for name in self.output_names}
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        object.__setattr__(self, "_weighting", weighting_lib.get(weighting).build(names, types, self.optimizer))
         self._trackers()
 
     def get_compile_config(self):
-        """The optimizer and loss weights, so a saved model comes back compiled (custom losses
-        and metrics are not saved: compile again to use them)."""
+        """The optimizer, the weighting method and the label options, so a saved model comes
+        back compiled (custom losses, metrics and weightings are not saved: compile again)."""
         if getattr(self, "optimizer", None) is None:
             return None
-        return {"optimizer": keras.optimizers.serialize(self.optimizer), "loss_weights": dict(self._term_weights)}
+        return {
+            "optimizer": keras.optimizers.serialize(self.optimizer),
+            "weighting": weighting_lib.serialize(self.weighting),
+            "label_weights": dict(self._label_weights),
+            "loss_masks": dict(self._loss_masks),
+        }
 
     def compile_from_config(self, config):
-        self.compile(optimizer=keras.optimizers.deserialize(config["optimizer"]), loss_weights=config["loss_weights"] or None)
+        self.compile(
+            optimizer=keras.optimizers.deserialize(config["optimizer"]),
+            weighting=config.get("weighting"),
+            label_weights=config.get("label_weights") or None,
+            loss_masks=config.get("loss_masks") or None,
+        )
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
@@ -265,7 +378,8 @@ class MultiTaskModel(keras.Model):
 
     def _trackers(self):
         if self._loss_trackers is None:
-            names = ["loss"] + [f"{n}_loss" for n in self._loss_term_names() + list(self.auxiliary_loss_names)]
+            names = ["loss"] + [f"{n}_loss" for n in self.loss_term_names + list(self.auxiliary_loss_names)]
+            names += [f"{n}_weight" for n in self.loss_term_names]
             object.__setattr__(self, "_loss_trackers", {n: keras.metrics.Mean(name=n) for n in names})
         return self._loss_trackers
 
@@ -275,10 +389,13 @@ class MultiTaskModel(keras.Model):
         trackers = getattr(self, "_loss_trackers", None) or {}
         return list(trackers.values()) + [m for m in super().metrics if m.name not in trackers]
 
-    def _step_logs(self, x, y, y_pred, sample_weight, losses, total):
+    def _step_logs(self, x, y, y_pred, sample_weight, step_logs):
         trackers = self._trackers()
-        trackers["loss"].update_state(total)
-        for name, value in losses.items():
+        trackers["loss"].update_state(step_logs["loss"])
+        for i, name in enumerate(self.loss_term_names):
+            trackers[f"{name}_loss"].update_state(step_logs["terms"][i])
+            trackers[f"{name}_weight"].update_state(step_logs["weights"][i])
+        for name, value in step_logs["auxiliary"].items():
             trackers[f"{name}_loss"].update_state(value)
         logs = {name: tracker.result() for name, tracker in trackers.items()}
         # Compiled metrics see each output's own label and rows (ESMM's CVR: clicked rows only);
@@ -297,34 +414,25 @@ class MultiTaskModel(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            task_losses = self.compute_task_losses(y, y_pred, sample_weight)
-            auxiliary = self.auxiliary_losses(y_pred)
-            total = self.total_loss(task_losses, auxiliary)
-        variables = self.trainable_variables
-        gradients = tape.gradient(total, variables)
-        self.optimizer.apply_gradients(
-            [(g, v) for g, v in zip(gradients, variables) if g is not None]
-        )
-        return self._step_logs(x, y, y_pred, sample_weight, {**task_losses, **auxiliary}, total)
+        y_pred, logs = step_lib.train_step(self, self.weighting, self.optimizer, x, y, sample_weight)
+        return self._step_logs(x, y, y_pred, sample_weight, logs)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        y_pred = self(x, training=False)
-        task_losses = self.compute_task_losses(y, y_pred, sample_weight)
-        auxiliary = self.auxiliary_losses(y_pred)
-        total = self.total_loss(task_losses, auxiliary)
-        return self._step_logs(x, y, y_pred, sample_weight, {**task_losses, **auxiliary}, total)
+        y_pred, logs = step_lib.test_step(self, self.weighting, x, y, sample_weight)
+        return self._step_logs(x, y, y_pred, sample_weight, logs)
 
-    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
-        return super().fit(_strings_as_objects(x), y, *args, validation_data=_strings_as_objects(validation_data), **kwargs)
+    def fit(self, x=None, y=None, *args, validation_data=None, callbacks=None, **kwargs):
+        callbacks = list(callbacks or []) + [_EndEpoch(self)]
+        return super().fit(
+            _strings_as_tensors(x), y, *args, validation_data=_strings_as_tensors(validation_data), callbacks=callbacks, **kwargs
+        )
 
     def evaluate(self, x=None, *args, **kwargs):
-        return super().evaluate(_strings_as_objects(x), *args, **kwargs)
+        return super().evaluate(_strings_as_tensors(x), *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        return super().predict(_strings_as_objects(x), *args, **kwargs)
+        return super().predict(_strings_as_tensors(x), *args, **kwargs)
 
     # ---- serialization ----------------------------------------------------------------------
 

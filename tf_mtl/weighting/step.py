@@ -1,0 +1,115 @@
+"""The one training step of tf_mtl: ``MTLTrainer`` and ``model.fit`` both run it.
+
+Under a ``tf.distribute`` strategy it runs once per replica. Each replica's loss terms are its
+share of the global batch's (its weighted loss sum divided by the weight summed over every
+replica), so gradients summed over replicas (what optimizers do) are the global batch's; the
+weighting sees the global losses and, when it asks, the per-term gradients summed over
+replicas, so every replica computes the same weights and a replica count of 2 doubles
+nothing.
+"""
+
+import tensorflow as tf
+
+from tf_mtl.weighting.base import replicas
+
+SUM = tf.distribute.ReduceOp.SUM
+
+
+def _all_reduce(value):
+    context = tf.distribute.get_replica_context()
+    return value if context is None else context.all_reduce(SUM, value)
+
+
+def _dense(gradient, variable):
+    return tf.zeros_like(variable) if gradient is None else tf.convert_to_tensor(gradient)
+
+
+def weighting_variables(model, weighting):
+    """The model variables whose per-term gradients ``weighting`` needs (maybe none)."""
+    if weighting.gradients is None:
+        return []
+    variables = model.shared_variables if weighting.gradients == "shared" else model.last_shared_variables
+    if not variables:
+        raise ValueError(
+            f"{type(weighting).__name__} balances gradients on the variables all tasks share, and "
+            f"{model.name} shares none (e.g. SingleTask). Choose a loss-based method: fixed, uwl or dwa."
+        )
+    return variables
+
+
+def forward_losses(model, x, y, sample_weight, training):
+    """Runs the model and returns ``(y_pred, terms, auxiliary, regularization)``: the loss
+    terms ``(n_terms,)`` as this replica's share of the global batch's, the auxiliary losses
+    and the regularization loss, both divided by the replica count."""
+    y_pred = model(x, training=training)
+    sums, totals = model.loss_sums(y, y_pred, sample_weight)
+    terms = tf.math.divide_no_nan(sums, _all_reduce(totals))
+    count = float(replicas())
+    auxiliary = {n: v / count for n, v in model.auxiliary_losses(y_pred).items()}
+    regularization = [tf.cast(l, tf.float32) for l in model.losses]
+    regularization = tf.add_n(regularization) / count if regularization else tf.constant(0.0)
+    return y_pred, terms, auxiliary, regularization
+
+
+def train_step(model, weighting, optimizer, x, y, sample_weight=None):
+    """One weighted step on one replica's batch; applies the gradients.
+
+    Returns:
+        ``(y_pred, logs)``; ``logs`` holds global values: ``"terms"`` ``(n_terms,)``,
+        ``"auxiliary"`` (dict), ``"loss"`` (the weighted total) and ``"weights"`` (the
+        terms' effective weights).
+    """
+    gradient_variables = weighting_variables(model, weighting)
+    with tf.GradientTape(persistent=bool(gradient_variables)) as tape:
+        y_pred, terms, auxiliary, regularization = forward_losses(model, x, y, sample_weight, True)
+        # Sliced while recording: a slice taken outside the tape has no gradient.
+        term_list = tf.unstack(terms)
+    global_terms = _all_reduce(tf.stop_gradient(terms))
+    task_gradients = None
+    if gradient_variables:
+        task_gradients = [
+            _all_reduce([_dense(g, v) for g, v in zip(tape.gradient(term, gradient_variables), gradient_variables)])
+            for term in term_list
+        ]
+    with tape:
+        weighted = weighting.weigh(global_terms, task_gradients)
+        extra = tf.add_n(list(auxiliary.values()) + [regularization])
+        total = tf.tensordot(weighted.weights, terms, 1) + weighted.regularizer / float(replicas()) + extra
+
+    model_variables = model.trainable_variables
+    if weighted.shared_gradients is None:
+        gradients = tape.gradient(total, model_variables + list(weighting.trainable_variables))
+        model_gradients, weighting_gradients = gradients[: len(model_variables)], gradients[len(model_variables) :]
+    else:
+        # The method's combination replaces the shared variables' gradients. It is already the
+        # global batch's, and every replica hands it over: divide by the replica count.
+        replaced = {id(v): g / float(replicas()) for v, g in zip(gradient_variables, weighted.shared_gradients)}
+        extras = dict(zip(map(id, gradient_variables), tape.gradient(extra, gradient_variables)))
+        own = tape.gradient(total, model_variables)
+        model_gradients = [
+            replaced[id(v)] + (0.0 if extras[id(v)] is None else tf.convert_to_tensor(extras[id(v)]))
+            if id(v) in replaced
+            else g
+            for v, g in zip(model_variables, own)
+        ]
+        weighting_gradients = []
+    del tape
+    optimizer.apply_gradients([(g, v) for g, v in zip(model_gradients, model_variables) if g is not None])
+    weighting.apply_gradients(weighting_gradients)
+    logs = {
+        "terms": global_terms,
+        "auxiliary": {n: _all_reduce(v) for n, v in auxiliary.items()},
+        "loss": _all_reduce(tf.stop_gradient(total)),
+        "weights": weighted.effective,
+    }
+    return y_pred, logs
+
+
+def test_step(model, weighting, x, y, sample_weight=None):
+    """The same losses without training: ``(y_pred, logs)`` with the terms and the total
+    weighted by the weighting's current weights (its state is not changed)."""
+    y_pred, terms, auxiliary, regularization = forward_losses(model, x, y, sample_weight, False)
+    global_terms = _all_reduce(terms)
+    weights = weighting.current_weights()
+    total = tf.tensordot(weights, global_terms, 1) + tf.add_n([_all_reduce(v) for v in auxiliary.values()] + [_all_reduce(regularization)])
+    return y_pred, {"terms": global_terms, "auxiliary": {n: _all_reduce(v) for n, v in auxiliary.items()}, "loss": total, "weights": weights}
