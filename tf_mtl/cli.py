@@ -3,7 +3,6 @@
 import argparse
 import os
 import sys
-import tempfile
 
 
 def quickstart(model_name="mmoe", samples=60_000, epochs=2, batch_size=512, seed=0, output_dir="saved_models"):
@@ -16,6 +15,7 @@ def quickstart(model_name="mmoe", samples=60_000, epochs=2, batch_size=512, seed
     from tf_mtl.compat import keras
     from tf_mtl.data import DataGenerator, click_conversion
     from tf_mtl.metrics import evaluate
+    from tf_mtl.files import atomic_path
     from tf_mtl.models import build_model
 
     keras.utils.set_random_seed(seed)
@@ -27,17 +27,9 @@ def quickstart(model_name="mmoe", samples=60_000, epochs=2, batch_size=512, seed
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     model.fit(train, validation_data=val, epochs=epochs, verbose=2)
     metrics = evaluate(model, test)
-    os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, f"quickstart_{model_name}.keras")
-    # Written beside the target and renamed, so an interrupted run never leaves half a file.
-    fd, partial = tempfile.mkstemp(suffix=".keras", dir=output_dir)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".keras") as partial:
         model.save(partial)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
     return metrics, path
 
 

@@ -34,9 +34,37 @@ def build_sublayer(layer, input_shape):
         layer.build(input_shape)
 
 
+def dropout(rate, **kwargs):
+    """A Dropout layer whose random state is a variable, so checkpoints restore it: Keras 3's
+    always is; Keras 2's only with ``force_generator`` (else it draws from op-level seeds)."""
+    if LEGACY_KERAS:
+        kwargs.setdefault("force_generator", True)
+    return keras.layers.Dropout(rate, **kwargs)
+
+
+def random_states(model):
+    """The variables holding ``model``'s random-generator states (dropout), which its weights
+    leave out, for checkpoints that must resume a run exactly.
+
+    Keras 3 keeps them in ``model.variables``. Keras 2 keeps a layer's ``tf.random.Generator``
+    out of its checkpoint dependencies and creates it on first use, so it is created here.
+    """
+    if not LEGACY_KERAS:
+        weights = {id(v) for v in model.weights}
+        return [v for v in model.variables if id(v) not in weights]
+    states = []
+    for layer in model._flatten_layers(include_self=False):
+        generator = getattr(layer, "_random_generator", None)
+        if generator is not None:
+            generator._maybe_init()
+            if generator._generator is not None:
+                states.append(generator._generator.state)
+    return states
+
+
 def register(cls):
     """Registers a layer or model under the ``tf_mtl`` package for saving and loading."""
     return keras.saving.register_keras_serializable(package="tf_mtl")(cls)
 
 
-__all__ = ["LEGACY_KERAS", "build_sublayer", "keras", "register", "tf"]
+__all__ = ["LEGACY_KERAS", "build_sublayer", "dropout", "keras", "random_states", "register", "tf"]

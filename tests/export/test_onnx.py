@@ -10,6 +10,7 @@ import tensorflow as tf
 import tf2onnx
 
 import tf_mtl.export.onnx as onnx_export
+from tf_mtl import files
 from tf_mtl.export import export_onnx
 from tf_mtl.features import DenseFeature, FeatureEmbedding, SequenceFeature, SparseFeature, keras_inputs
 from tf_mtl.models import ESMM, MultiTaskModel, build_model
@@ -145,7 +146,7 @@ def test_failed_write_keeps_the_previous_file_and_no_temporary(tmp_path, monkeyp
     def failing_replace(source, target):
         raise OSError("disk full")
 
-    monkeypatch.setattr(onnx_export.os, "replace", failing_replace)
+    monkeypatch.setattr(files.os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         export_onnx(model, str(path))
     assert os.listdir(tmp_path) == ["m.onnx"]

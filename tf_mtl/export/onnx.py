@@ -5,8 +5,6 @@ The model is traced as a ``tf.function`` over the serving ``TensorSpec``s of its
 and Keras 2 (``TF_USE_LEGACY_KERAS=1``).
 """
 
-import os
-import secrets
 
 import numpy as np
 import onnx
@@ -14,6 +12,7 @@ import tensorflow as tf
 import tf2onnx
 
 from tf_mtl.features import tensor_specs
+from tf_mtl.files import write_bytes
 
 
 def _check_exportable(features):
@@ -89,23 +88,6 @@ def _unsupported_nodes(proto):
     return [node for node in proto.graph.node if not onnx.defs.has(node.op_type, node.domain)]
 
 
-def _write_atomically(proto, path):
-    directory, name = os.path.split(os.path.abspath(path))
-    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
-    # os.open rather than tempfile.mkstemp: mkstemp's mode 0600 would make the export unreadable
-    # to a serving process of another user; 0666 minus the umask is what open() gives.
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(proto.SerializeToString())
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def export_onnx(model, path, opset=None):
     """Writes a tf_mtl model to an ONNX file for inference, and returns ``path``.
 
@@ -167,5 +149,5 @@ def export_onnx(model, path, opset=None):
             f"Model {model.name!r} cannot be exported to ONNX: no ONNX operator for the TensorFlow ops "
             f"{sorted({n.op_type for n in unsupported})} (nodes {[n.name for n in unsupported]})."
         )
-    _write_atomically(proto, path)
+    write_bytes(path, proto.SerializeToString())
     return path

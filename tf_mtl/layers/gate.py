@@ -6,6 +6,7 @@ Used by MMoE and OMoE (Ma et al., KDD 2018) and by every gate of PLE's extractio
 
 import tensorflow as tf
 
+from tf_mtl import compat
 from tf_mtl.compat import build_sublayer, keras, register
 
 
@@ -38,6 +39,9 @@ class GatedMixture(keras.layers.Layer):
         self.num_experts = num_experts
         self.gate_dropout = gate_dropout
         self.gate = keras.layers.Dense(num_experts, activation="softmax", name="gate")
+        # Draws the keep mask from a Dropout layer: its random state is checkpointed, so a
+        # resumed run drops the same experts as an uninterrupted one.
+        self.mask = compat.dropout(gate_dropout, name="gate_mask") if gate_dropout else None
 
     def build(self, input_shape):
         experts_shape, gate_shape = input_shape
@@ -52,7 +56,7 @@ class GatedMixture(keras.layers.Layer):
         experts, gate_input = inputs
         weights = self.gate(gate_input)
         if training and self.gate_dropout:
-            keep = tf.cast(tf.random.uniform(tf.shape(weights)) >= self.gate_dropout, weights.dtype)
+            keep = tf.cast(self.mask(tf.ones_like(weights), training=True) > 0, weights.dtype)
             kept = weights * keep
             total = tf.reduce_sum(kept, axis=-1, keepdims=True)
             weights = tf.where(total > 0, kept / tf.maximum(total, 1e-12), weights)

@@ -8,6 +8,7 @@ initialization.
 
 import tensorflow as tf
 
+from tf_mtl import compat
 from tf_mtl.compat import build_sublayer, keras, register
 from tf_mtl.errors import did_you_mean
 
@@ -72,7 +73,7 @@ class MLP(keras.layers.Layer):
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.num_parallel = num_parallel
-        self.dropouts = [keras.layers.Dropout(dropout) for _ in dims] if dropout else []
+        self.dropouts = [compat.dropout(dropout) for _ in dims] if dropout else []
         self.norms = [keras.layers.BatchNormalization() for _ in dims] if batch_norm else []
 
     def build(self, input_shape):

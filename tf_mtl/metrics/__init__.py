@@ -9,7 +9,7 @@ and tools to choose among runs.
 """
 
 from tf_mtl.metrics.classification import auc, log_loss
-from tf_mtl.metrics.evaluation import METRICS, evaluate, predict_with_labels
+from tf_mtl.metrics.evaluation import METRICS, evaluate, predict_with_labels, score
 from tf_mtl.metrics.group_auc import gauc
 from tf_mtl.metrics.pareto import pareto_front, plot_pareto
 from tf_mtl.metrics.regression import mae, rmse
@@ -25,4 +25,5 @@ __all__ = [
     "plot_pareto",
     "predict_with_labels",
     "rmse",
+    "score",
 ]

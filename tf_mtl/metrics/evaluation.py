@@ -4,39 +4,69 @@ import numpy as np
 import tensorflow as tf
 
 from tf_mtl.metrics.classification import auc, log_loss
+from tf_mtl.metrics.group_auc import gauc
 from tf_mtl.metrics.regression import mae, rmse
 
 METRICS = {"classification": {"auc": auc, "log_loss": log_loss}, "regression": {"rmse": rmse, "mae": mae}}
 
 
-def predict_with_labels(model, dataset):
-    """Runs ``model`` over a ``tf.data`` dataset of ``(x, y)``; returns numpy outputs and labels
-    as dicts (labels keyed by task name)."""
-    forward = tf.function(lambda x: model(x, training=False))
-    outputs, labels = {}, {}
+def _batches(dataset):
     for batch in dataset:
-        x, y = batch[0], batch[1]
+        yield batch if isinstance(batch, (tuple, list)) else (batch, None)
+
+
+def predict_with_labels(model, dataset, columns=()):
+    """Runs ``model`` over a ``tf.data`` dataset of ``(x, y)`` batches.
+
+    Returns ``(outputs, labels, values)``: numpy arrays keyed by output name, by task name (plus
+    any other column of dict labels, e.g. a loss mask), and by each feature named in
+    ``columns`` (e.g. the user id for GAUC).
+    """
+    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    outputs, labels, values = {}, {}, {}
+    for x, y in _batches(dataset):
+        if y is None:
+            raise ValueError("evaluate: the dataset yields features only; it must yield (features, labels) pairs.")
         for name, value in forward(x).items():
             outputs.setdefault(name, []).append(np.asarray(value).reshape(-1))
-        for name, value in model.label_dict(y).items():
-            labels.setdefault(name, []).append(value.numpy())
+        extra = {k: v for k, v in y.items() if k not in model.task_names} if isinstance(y, dict) else {}
+        for name, value in {**model.label_dict(y), **extra}.items():
+            labels.setdefault(name, []).append(np.asarray(value).reshape(-1))
+        for name in columns:
+            if name not in x:
+                raise KeyError(f"evaluate: group_by feature {name!r} is not in the dataset's features {sorted(x)}.")
+            values.setdefault(name, []).append(np.asarray(x[name]).reshape(-1))
     if not outputs:
         raise ValueError("evaluate: the dataset is empty.")
-    return {k: np.concatenate(v) for k, v in outputs.items()}, {k: np.concatenate(v) for k, v in labels.items()}
+    return tuple({k: np.concatenate(v) for k, v in d.items()} for d in (outputs, labels, values))
 
 
-def evaluate(model, dataset):
-    """Metrics per output: ``{output_name: {"auc": ..., "log_loss": ...}}`` (or RMSE/MAE for
-    regression), on the rows each output's metric term selects (ESMM's CVR: clicked rows)."""
-    outputs, labels = predict_with_labels(model, dataset)
+def score(model, outputs, labels, groups=None):
+    """Metrics per output from predictions and labels (numpy dicts, as ``predict_with_labels``
+    returns them); ``groups`` (one id per row) adds GAUC to classification outputs."""
     terms = model.metric_terms({k: tf.constant(v) for k, v in labels.items()})
     results = {}
     for name, (task_type, label, mask) in terms.items():
-        label, scores = np.asarray(label), outputs[name]
+        label, scores, rows = np.asarray(label), outputs[name], groups
         if mask is not None:
             keep = np.asarray(mask) > 0
             label, scores = label[keep], scores[keep]
+            rows = None if rows is None else rows[keep]
         results[name] = {
             metric: fn(label, scores) if label.size else float("nan") for metric, fn in METRICS[task_type].items()
         }
+        if rows is not None and task_type == "classification":
+            results[name]["gauc"] = gauc(label, scores, rows) if label.size else float("nan")
     return results
+
+
+def evaluate(model, dataset, group_by=None):
+    """Metrics per output: ``{output_name: {"auc": ..., "log_loss": ...}}`` (or RMSE/MAE for
+    regression), on the rows each output's metric term selects (ESMM's CVR: clicked rows).
+
+    Args:
+        group_by: a feature name (e.g. the user id): adds ``"gauc"``, the AUC per group
+            weighted by the group's impressions, to classification outputs.
+    """
+    outputs, labels, values = predict_with_labels(model, dataset, () if group_by is None else (group_by,))
+    return score(model, outputs, labels, None if group_by is None else values[group_by])

@@ -1,14 +1,13 @@
 """Pareto fronts of runs over several metrics, to choose among models or task-loss weightings."""
 
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from tf_mtl.errors import did_you_mean
+from tf_mtl.files import atomic_path
 
 DIRECTIONS = ("max", "min")
 # A metric whose name contains one of these (case-insensitive) gets its direction inferred.
@@ -99,7 +98,8 @@ def plot_pareto(runs, x_metric, y_metric, path, directions=None):
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     figure.tight_layout()
-    _write_atomically(path, lambda f: figure.savefig(f, format="png"))
+    with atomic_path(path) as partial:
+        figure.savefig(partial, format="png")
     return front
 
 
@@ -110,20 +110,6 @@ def _non_dominated(values, directions):
     at_least = (better[:, None, :] >= better[None, :, :]).all(axis=-1)
     strictly = (better[:, None, :] > better[None, :, :]).any(axis=-1)
     return ~(at_least & strictly).any(axis=0)
-
-
-def _write_atomically(path, write):
-    path = os.fspath(path)
-    fd, partial = tempfile.mkstemp(suffix=".png", prefix=".partial-", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        # mkstemp creates the file readable by its owner only; a plot is meant to be shared.
-        os.chmod(partial, 0o644)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
 
 
 def _records(runs):

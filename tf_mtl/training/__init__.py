@@ -1,0 +1,7 @@
+"""Training: ``MTLTrainer`` (the custom loop under ``tf.distribute``), devices, early stopping."""
+
+from tf_mtl.training.devices import device_name, resolve_strategy
+from tf_mtl.training.monitor import Monitor
+from tf_mtl.training.trainer import MTLTrainer, NonFiniteLossError, make_optimizer
+
+__all__ = ["MTLTrainer", "Monitor", "NonFiniteLossError", "device_name", "make_optimizer", "resolve_strategy"]

@@ -1,0 +1,59 @@
+"""Where training runs: a device string or a ``tf.distribute`` strategy."""
+
+import re
+import warnings
+
+import tensorflow as tf
+
+_DEVICE = re.compile(r"^/?(?:device:)?(cpu|gpu|cuda)(?::(\d+))?$", re.IGNORECASE)
+
+
+def device_name(device):
+    """``"/CPU:0"`` or ``"/GPU:<i>"`` from ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"/GPU:0"``, ``"gpu:0"``.
+
+    A GPU that is not there falls back to the CPU with a warning.
+    """
+    match = _DEVICE.match(str(device).strip())
+    if not match:
+        raise ValueError(f"device must look like 'cpu', 'cuda:0' or '/GPU:0'. Received: device={device!r}")
+    kind, index = match.group(1).lower(), int(match.group(2) or 0)
+    if kind == "cpu":
+        return "/CPU:0"
+    gpus = tf.config.list_logical_devices("GPU")
+    if index >= len(gpus):
+        warnings.warn(f"device={device!r}: {len(gpus)} GPU(s) visible; training on the CPU instead.", stacklevel=3)
+        return "/CPU:0"
+    return f"/GPU:{index}"
+
+
+def resolve_strategy(device="cpu", gpus=None, strategy=None):
+    """``(strategy, device)``: the strategy to train under, and the device to place one-device
+    training on (``None`` under a given or multi-GPU strategy, which place their replicas).
+
+    Args:
+        device: one device (see ``device_name``), used when neither ``gpus`` nor ``strategy``.
+        gpus: GPU indices for a ``MirroredStrategy`` over several GPUs (those missing are dropped
+            with a warning; none left: the CPU).
+        strategy: a ``tf.distribute.Strategy`` to use as it is (``MirroredStrategy``,
+            ``MultiWorkerMirroredStrategy``, ...). The model must be built under its scope.
+    """
+    if strategy is not None:
+        return strategy, None
+    if gpus:
+        devices = sorted({device_name(f"gpu:{i}") for i in gpus})
+        if len(devices) > 1:
+            return tf.distribute.MirroredStrategy(devices), None
+        return tf.distribute.get_strategy(), devices[0]
+    return tf.distribute.get_strategy(), device_name(device)
+
+
+def check_built_in_scope(model, strategy):
+    """Variables must belong to the strategy that trains them."""
+    if not tf.distribute.has_strategy() and strategy is tf.distribute.get_strategy():
+        return
+    variables = model.trainable_variables
+    if variables and not strategy.extended.variable_created_in_scope(getattr(variables[0], "value", variables[0])):
+        raise ValueError(
+            f"Model {model.name!r} was built outside the scope of {type(strategy).__name__}: build it inside "
+            "`with strategy.scope():` and pass the same strategy to MTLTrainer."
+        )

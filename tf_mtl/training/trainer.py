@@ -1,0 +1,343 @@
+"""``MTLTrainer``: the reference API for training a multi-task model, on tf_mtl's one step.
+
+    trainer = MTLTrainer(model, task_types, optimizer_params={"lr": 1e-3, "weight_decay": 1e-5},
+                         adaptive_params={"method": "uwl"}, n_epoch=10, earlystop_patience=3,
+                         device="cpu", model_path="runs/mmoe")
+    trainer.fit(train_dl, val_dl)
+    auc_per_task = trainer.evaluate(trainer.model, test_dl)
+    scores = trainer.predict(trainer.model, test_dl)      # (N, n_tasks)
+    trainer.export_onnx("runs/mmoe/model.onnx")
+
+Every epoch ends with a checkpoint under ``model_path/checkpoints`` (model, optimizer,
+weighting state, data position, early-stopping state); ``fit`` on the same ``model_path``
+resumes from the last one and ends as an uninterrupted run would.
+"""
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from tf_mtl.compat import keras, random_states
+from tf_mtl.files import write_bytes
+from tf_mtl.metrics.evaluation import predict_with_labels, score
+from tf_mtl.training import report
+from tf_mtl.training.devices import check_built_in_scope, resolve_strategy
+from tf_mtl.training.monitor import Monitor
+from tf_mtl.weighting import step as step_lib
+
+_OPTIMIZER_ALIASES = {"lr": "learning_rate"}
+
+
+def make_optimizer(optimizer_fn=None, optimizer_params=None):
+    """A Keras optimizer from a class (or name; Adam by default) and its parameters; ``lr``
+    stands for ``learning_rate`` and ``weight_decay`` is Keras' decoupled decay."""
+    params = dict(optimizer_params or {})
+    for alias, name in _OPTIMIZER_ALIASES.items():
+        if alias in params:
+            params[name] = params.pop(alias)
+    if optimizer_fn is None:
+        optimizer_fn = keras.optimizers.Adam
+    elif isinstance(optimizer_fn, str):
+        optimizer_fn = type(keras.optimizers.get(optimizer_fn))
+    try:
+        return optimizer_fn(**params)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"optimizer_params {params!r} do not fit {getattr(optimizer_fn, '__name__', optimizer_fn)}: {error}") from None
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or Inf; training stopped before the next checkpoint."""
+
+
+class MTLTrainer:
+    """Trains a tf_mtl model with a loss weighting, early stopping and checkpoints.
+
+    Args:
+        model: a tf_mtl model (built under ``strategy.scope()`` when a strategy is given).
+        task_types: the tasks' types, checked against the model's (the reference API passes them).
+        optimizer_fn: a Keras optimizer class or name; default Adam.
+        optimizer_params: its arguments, e.g. ``{"lr": 1e-3, "weight_decay": 1e-5}``.
+        adaptive_params: the loss weighting (see ``tf_mtl.weighting.get``), e.g.
+            ``{"method": "uwl"}``, ``{"method": "gradnorm", "alpha": 1.5}``; default equal weights.
+        n_epoch: epochs to train.
+        earlystop_patience: epochs without improvement of ``monitor`` before stopping; the
+            best epoch's weights are restored at the end.
+        device: ``"cpu"``, ``"cuda:0"``, ``"/GPU:0"``... (a missing GPU falls back to the CPU
+            with a warning).
+        gpus: GPU indices to train on with ``MirroredStrategy``.
+        model_path: the run's folder: checkpoints, best weights, ``history.json``, TensorBoard
+            logs (``logs/``) and ``training_curves.png``.
+        strategy: a ``tf.distribute`` strategy (``MirroredStrategy``,
+            ``MultiWorkerMirroredStrategy``); overrides ``device`` and ``gpus``.
+        monitor: what early stopping watches (see ``Monitor``): ``"cvr/auc"``, ``"loss"``,
+            ``{"ctr/auc": 0.3, "cvr/auc": 0.7}``; default the mean AUC of the tasks.
+        label_weights, loss_masks: as in ``MultiTaskModel.compile``.
+        steps_per_epoch: for datasets of unknown length.
+        group_by: a feature name; adds GAUC per user (or any group) to the validation metrics.
+        verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+    """
+
+    def __init__(
+        self,
+        model,
+        task_types=None,
+        optimizer_fn=None,
+        optimizer_params=None,
+        adaptive_params=None,
+        n_epoch=10,
+        earlystop_patience=10,
+        device="cpu",
+        gpus=None,
+        model_path="./",
+        *,
+        strategy=None,
+        monitor=None,
+        label_weights=None,
+        loss_masks=None,
+        steps_per_epoch=None,
+        group_by=None,
+        verbose=1,
+        max_to_keep=2,
+    ):
+        if task_types is not None and list(task_types) != list(model.task_types):
+            raise ValueError(
+                f"task_types {list(task_types)} differ from the model's tasks "
+                f"{dict(zip(model.task_names, model.task_types))}."
+            )
+        for name, value in (("n_epoch", n_epoch), ("earlystop_patience", earlystop_patience)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
+        self.model = model
+        self.n_epoch, self.patience = n_epoch, earlystop_patience
+        self.model_path = os.fspath(model_path)
+        self.steps_per_epoch, self.group_by, self.verbose, self.max_to_keep = steps_per_epoch, group_by, verbose, max_to_keep
+        self.strategy, self.device = resolve_strategy(device, gpus, strategy)
+        check_built_in_scope(model, self.strategy)
+        with self.strategy.scope():
+            self.optimizer = make_optimizer(optimizer_fn, optimizer_params)
+            model.compile(optimizer=self.optimizer, weighting=adaptive_params, label_weights=label_weights, loss_masks=loss_masks)
+            self.optimizer.build(model.trainable_variables)
+            self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self._best = tf.Variable(-math.inf, dtype=tf.float64, trainable=False, name="best_score")
+            self._wait = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_without_improvement")
+        self.weighting = model.weighting
+        self.monitor = Monitor(monitor, model)
+        self.history = []
+        self._train_function = None
+
+    # ---- training ---------------------------------------------------------------------------
+
+    def fit(self, train_dataloader, val_dataloader=None, resume=True):
+        """Trains for ``n_epoch`` epochs (fewer if early stopping triggers); returns the history.
+
+        Args:
+            train_dataloader: a ``tf.data.Dataset`` of ``(x, y)`` or ``(x, y, sample_weight)``
+                batches, reshuffled each epoch if it shuffles.
+            val_dataloader: ``(x, y)`` batches scored after each epoch; without it, early
+                stopping watches the training loss.
+            resume: continue from the last checkpoint under ``model_path`` if there is one.
+
+        Returns:
+            A list with one dict per epoch: ``train`` losses, ``val`` figures, ``weights``,
+            ``gates`` (mean expert weight per gate), ``seconds``.
+        """
+        steps = self._steps(train_dataloader)
+        monitor = self.monitor if val_dataloader is not None else Monitor("loss", self.model)
+        iterator = iter(train_dataloader.repeat())
+        checkpoint = tf.train.Checkpoint(
+            model=self.model,
+            optimizer=self.optimizer,
+            weighting=self.weighting,
+            data=iterator,
+            random=random_states(self.model),
+            epoch=self._epoch,
+            best=self._best,
+            wait=self._wait,
+        )
+        manager = tf.train.CheckpointManager(checkpoint, os.path.join(self.model_path, "checkpoints"), self.max_to_keep)
+        best = tf.train.CheckpointManager(tf.train.Checkpoint(model=self.model), os.path.join(self.model_path, "best"), 1)
+        self.history = []
+        if resume and manager.latest_checkpoint:
+            checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+            self.history = [r for r in self._read_history() if r["epoch"] <= int(self._epoch.numpy())]
+            self._say(f"Resumed from {manager.latest_checkpoint} (epoch {int(self._epoch.numpy())}).")
+        writer = tf.summary.create_file_writer(os.path.join(self.model_path, "logs"))
+        train_function = self._make_train_function()
+        while int(self._epoch.numpy()) < self.n_epoch and int(self._wait.numpy()) < self.patience:
+            epoch = int(self._epoch.numpy()) + 1
+            start = time.perf_counter()
+            train = self._train_epoch(train_function, iterator, steps, epoch)
+            self.weighting.end_epoch()
+            val = self._validate(val_dataloader)
+            figures = val if val_dataloader is not None else {"loss": train["loss"]}
+            value = monitor.score(figures)
+            improved = value > float(self._best.numpy())
+            if improved:
+                self._best.assign(value)
+                self._wait.assign(0)
+                best.save(checkpoint_number=epoch)
+            else:
+                self._wait.assign_add(1)
+            record = {
+                "epoch": epoch,
+                "train": train,
+                "val": val,
+                "weights": dict(zip(self.model.loss_term_names, map(float, self.weighting.current_weights().numpy()))),
+                "gates": report.gate_utilisation(self.model, val_dataloader),
+                "monitor": {"name": monitor.name, "score": value, "improved": improved},
+                "seconds": time.perf_counter() - start,
+            }
+            self.history.append(record)
+            self._epoch.assign(epoch)
+            # The history first: a run killed between the two writes resumes from the older
+            # checkpoint and drops the newer history entry.
+            write_bytes(os.path.join(self.model_path, "history.json"), json.dumps(self.history, indent=1).encode())
+            manager.save(checkpoint_number=epoch)
+            report.write_scalars(writer, record)
+            if self.verbose:
+                self._say(report.epoch_line(record, self.n_epoch, improved))
+        if int(self._wait.numpy()) >= self.patience:
+            self._say(f"Early stopping: {monitor.name} did not improve for {self.patience} epochs.")
+        if best.latest_checkpoint:
+            tf.train.Checkpoint(model=self.model).restore(best.latest_checkpoint).assert_existing_objects_matched()
+        if self.history:
+            report.plot_curves(self.history, os.path.join(self.model_path, "training_curves.png"))
+        return self.history
+
+    def _steps(self, dataset):
+        if self.steps_per_epoch is not None:
+            return int(self.steps_per_epoch)
+        steps = int(tf.data.experimental.cardinality(dataset).numpy())
+        if steps == 0:
+            raise ValueError("fit: the training dataset is empty.")
+        if steps < 0:
+            raise ValueError(
+                "fit: the training dataset's length is unknown or infinite; pass steps_per_epoch to MTLTrainer."
+            )
+        return steps
+
+    def _make_train_function(self):
+        model, weighting, optimizer, strategy = self.model, self.weighting, self.optimizer, self.strategy
+
+        def replica_step(x, y, sample_weight):
+            _, logs = step_lib.train_step(model, weighting, optimizer, x, y, sample_weight)
+            return {"terms": logs["terms"], "loss": logs["loss"], "auxiliary": logs["auxiliary"]}
+
+        @tf.function(reduce_retracing=True)
+        def train_function(x, y, sample_weight):
+            logs = strategy.run(replica_step, args=(x, y, sample_weight))
+            # Every replica returns the same global figures.
+            return tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], logs)
+
+        return train_function
+
+    def _distribute(self, batch):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(tuple(batch) if isinstance(batch, list) else batch)
+        if y is None:
+            raise ValueError("fit: the training dataset must yield (features, labels) or (features, labels, sample_weight).")
+        replicas = self.strategy.num_replicas_in_sync
+        if replicas == 1:
+            return x, y, sample_weight
+        parts = (x, y) if sample_weight is None else (x, y, sample_weight)
+
+        def shard(context):
+            i = context.replica_id_in_sync_group
+
+            def part(t):
+                n = tf.shape(t)[0]
+                return t[i * n // replicas : (i + 1) * n // replicas]
+
+            return tf.nest.map_structure(part, parts)
+
+        sharded = self.strategy.experimental_distribute_values_from_function(shard)
+        return sharded if sample_weight is not None else (*sharded, None)
+
+    def _train_epoch(self, train_function, iterator, steps, epoch):
+        names = self.model.loss_term_names
+        progress = keras.utils.Progbar(steps, verbose=1 if self.verbose == 1 else 0)
+        sums = None
+        for step in range(1, steps + 1):
+            batch = self._distribute(next(iterator))
+            if self.device is None:
+                logs = train_function(*batch)
+            else:
+                with tf.device(self.device):
+                    logs = train_function(*batch)
+            terms = logs["terms"].numpy()
+            if not np.all(np.isfinite(terms)):
+                bad = [f"{n} = {v}" for n, v in zip(names, terms) if not np.isfinite(v)]
+                raise NonFiniteLossError(
+                    f"Loss of {', '.join(bad)} at epoch {epoch}, step {step}. Training stopped; the checkpoints "
+                    f"under {os.path.join(self.model_path, 'checkpoints')} hold the last good state."
+                )
+            values = {"loss": float(logs["loss"]), **{f"{n}_loss": float(v) for n, v in zip(names, terms)}}
+            values.update({f"{n}_loss": float(v) for n, v in logs["auxiliary"].items()})
+            sums = values if sums is None else {k: sums[k] + v for k, v in values.items()}
+            progress.update(step, [(k, v) for k, v in values.items()], finalize=step == steps)
+        return {k: v / steps for k, v in sums.items()}
+
+    def _validate(self, dataset):
+        if dataset is None:
+            return {}
+        outputs, labels, values = predict_with_labels(self.model, dataset, () if self.group_by is None else (self.group_by,))
+        figures = {
+            f"{output}/{metric}": value
+            for output, metrics in score(self.model, outputs, labels, values.get(self.group_by)).items()
+            for metric, value in metrics.items()
+        }
+        losses = self.model.compute_task_losses(labels, outputs)
+        figures["loss"] = float(self.model.total_loss(losses, self.model.auxiliary_losses({k: tf.constant(v) for k, v in outputs.items()})))
+        figures.update({f"{name}_loss": float(value) for name, value in losses.items()})
+        return figures
+
+    def _read_history(self):
+        path = os.path.join(self.model_path, "history.json")
+        if not os.path.exists(path):
+            return []
+        with open(path) as file:
+            return json.load(file)
+
+    def _say(self, message):
+        if self.verbose:
+            print(message, flush=True)
+
+    # ---- evaluation, prediction, export -----------------------------------------------------
+
+    def evaluate(self, model, data_loader, detailed=False, group_by=None):
+        """Scores ``model`` on ``data_loader``.
+
+        Returns:
+            One score per task, in task order: AUC for classification, RMSE for regression
+            (ESMM's CVR on clicked rows). With ``detailed=True``, every figure per output:
+            ``{output: {"auc": ..., "log_loss": ..., "gauc": ...}}`` (GAUC with ``group_by``).
+        """
+        outputs, labels, values = predict_with_labels(model, data_loader, () if group_by is None else (group_by,))
+        results = score(model, outputs, labels, values.get(group_by))
+        if detailed:
+            return results
+        return [results[t.name]["auc" if t.task_type == "classification" else "rmse"] for t in model.tasks]
+
+    def predict(self, model, data_loader):
+        """Scores of every task, ``(N, n_tasks)`` in task order, for batches of ``x`` or ``(x, y)``."""
+        forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        rows = []
+        for batch in data_loader:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            outputs = forward(x)
+            rows.append(np.stack([np.asarray(outputs[name]).reshape(-1) for name in model.task_names], axis=1))
+        if not rows:
+            return np.zeros((0, len(model.tasks)), np.float32)
+        return np.concatenate(rows)
+
+    def export_onnx(self, output_path, opset_version=None):
+        """Writes the model to ONNX (dynamic batch; see ``tf_mtl.export.export_onnx``)."""
+        from tf_mtl.export import export_onnx
+
+        return export_onnx(self.model, output_path, opset=opset_version)
+
+
+__all__ = ["MTLTrainer", "NonFiniteLossError", "make_optimizer"]
