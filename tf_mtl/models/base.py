@@ -72,17 +72,6 @@ def _fresh_metric(metric):
     return type(metric).from_config(metric.get_config())
 
 
-class _EndEpoch(keras.callbacks.Callback):
-    """Tells the model's weighting that an epoch ended (DWA averages losses per epoch)."""
-
-    def __init__(self, model):
-        super().__init__()
-        object.__setattr__(self, "_target", model)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._target.weighting.end_epoch()
-
-
 class MultiTaskModel(keras.Model):
     """Base of every tf_mtl model. Subclasses call ``super().__init__`` with their graph.
 
@@ -423,7 +412,7 @@ class MultiTaskModel(keras.Model):
         return self._step_logs(x, y, y_pred, sample_weight, logs)
 
     def fit(self, x=None, y=None, *args, validation_data=None, callbacks=None, **kwargs):
-        callbacks = list(callbacks or []) + [_EndEpoch(self)]
+        callbacks = list(callbacks or []) + [step_lib.EndEpoch(self.weighting)]
         return super().fit(
             _strings_as_tensors(x), y, *args, validation_data=_strings_as_tensors(validation_data), callbacks=callbacks, **kwargs
         )

@@ -17,8 +17,12 @@ import tensorflow as tf
 
 from tf_mtl.compat import keras
 
-# What ``weigh`` returns. ``effective``: the weights to report (defaults to ``weights``).
-Weighted = collections.namedtuple("Weighted", ["weights", "regularizer", "shared_gradients", "effective"])
+# What ``weigh`` returns. ``effective``: the weights to report (defaults to ``weights``);
+# ``variable_gradients``: gradients of the method's trainable variables that the method
+# computes itself (GradNorm), instead of the tape's, already divided by the replica count.
+Weighted = collections.namedtuple(
+    "Weighted", ["weights", "regularizer", "shared_gradients", "effective", "variable_gradients"]
+)
 
 
 def _state(name, value, trainable=False):
@@ -103,7 +107,8 @@ class LossWeighting(tf.Module):
         Returns:
             ``Weighted``: ``weights`` ``(n_terms,)``; ``regularizer`` (a scalar added to the
             loss once per global batch); ``shared_gradients`` (``None``, or the gradients
-            that replace those of the shared variables).
+            that replace those of the shared variables); ``variable_gradients`` (``None``, or
+            the gradients ``apply_gradients`` gets for the method's variables).
         """
         raise NotImplementedError
 
@@ -123,11 +128,12 @@ class LossWeighting(tf.Module):
     def get_config(self):
         return {}
 
-    def _weighted(self, weights, regularizer=None, shared_gradients=None, effective=None):
+    def _weighted(self, weights, regularizer=None, shared_gradients=None, effective=None, variable_gradients=None):
         self.step.assign_add(1)
         self.last_weights.assign(tf.stop_gradient(weights))
         regularizer = tf.constant(0.0) if regularizer is None else regularizer
-        return Weighted(weights, regularizer, shared_gradients, weights if effective is None else effective)
+        effective = weights if effective is None else effective
+        return Weighted(weights, regularizer, shared_gradients, effective, variable_gradients)
 
 
 def _copy_optimizer(optimizer):

@@ -3,7 +3,7 @@ Adaptive Loss Balancing in Deep Multitask Networks", ICML 2018."""
 
 import tensorflow as tf
 
-from tf_mtl.weighting.base import LossWeighting, _state, flatten, replicas
+from tf_mtl.weighting.base import LossWeighting, _copy_optimizer, _state, flatten, replicas
 
 
 class GradNorm(LossWeighting):
@@ -54,17 +54,22 @@ class GradNorm(LossWeighting):
         # d L_grad / d w_i = sign(G_i - target_i) * ||grad_W L_i||
         gradient = tf.sign(weighted_norms - target) * norms
         # Every replica computed the same gradient and the optimizer sums them.
-        self.optimizer.apply_gradients([(gradient / float(replicas()), self.task_weights)])
-        n_terms = tf.cast(tf.size(weights), tf.float32)
+        return self._weighted(tf.stop_gradient(weights), variable_gradients=[gradient / float(replicas())])
+
+    def apply_gradients(self, gradients):
+        """The weights' step, then their renormalization to sum to the number of terms."""
+        super().apply_gradients(gradients)
         updated = tf.nn.relu(self.task_weights)
+        n_terms = tf.cast(tf.size(updated), tf.float32)
         self.task_weights.assign(n_terms * tf.math.divide_no_nan(updated, tf.reduce_sum(updated)))
-        return self._weighted(tf.stop_gradient(weights))
 
     def build(self, term_names, task_types, optimizer=None):
-        super().build(term_names, task_types, optimizer)
-        if self.learning_rate is not None:
-            self.optimizer.learning_rate = self.learning_rate
-        return self
+        if self.learning_rate is not None and not self.built:
+            # The rate goes into the config: an optimizer made with a LearningRateSchedule
+            # refuses to have its rate set afterwards.
+            optimizer = _copy_optimizer(optimizer)
+            optimizer = type(optimizer).from_config({**optimizer.get_config(), "learning_rate": self.learning_rate})
+        return super().build(term_names, task_types, optimizer)
 
     def get_config(self):
         return {"alpha": self.alpha, "learning_rate": self.learning_rate}

@@ -10,18 +10,38 @@ nothing.
 
 import tensorflow as tf
 
+from tf_mtl.compat import keras
 from tf_mtl.weighting.base import replicas
 
 SUM = tf.distribute.ReduceOp.SUM
 
 
-def _all_reduce(value):
+def all_reduce(value):
+    """The sum of ``value`` over the replicas (itself outside a replica context)."""
     context = tf.distribute.get_replica_context()
     return value if context is None else context.all_reduce(SUM, value)
 
 
 def _dense(gradient, variable):
-    return tf.zeros_like(variable) if gradient is None else tf.convert_to_tensor(gradient)
+    """A dense gradient with the variable's static shape (an ``IndexedSlices`` made dense has
+    none, and collective all-reduce groups tensors by their static shapes)."""
+    if gradient is None:
+        return tf.zeros(variable.shape, variable.dtype)
+    return tf.reshape(tf.convert_to_tensor(gradient), variable.shape)
+
+
+def _deduplicate(gradient):
+    """An ``IndexedSlices`` gradient with each row once, its repeats summed.
+
+    Keras 3 optimizers apply the slices of a repeated row one by one, so Adam's second moment
+    sums ``g_k^2`` instead of squaring ``sum_k g_k`` (a batch repeats ids all the time); Keras 2
+    deduplicates itself. Summed first, a sparse step equals the dense one.
+    """
+    if not isinstance(gradient, tf.IndexedSlices):
+        return gradient
+    rows, positions = tf.unique(gradient.indices)
+    values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(rows)[0])
+    return tf.IndexedSlices(values, rows, gradient.dense_shape)
 
 
 def weighting_variables(model, weighting):
@@ -43,7 +63,7 @@ def forward_losses(model, x, y, sample_weight, training):
     and the regularization loss, both divided by the replica count."""
     y_pred = model(x, training=training)
     sums, totals = model.loss_sums(y, y_pred, sample_weight)
-    terms = tf.math.divide_no_nan(sums, _all_reduce(totals))
+    terms = tf.math.divide_no_nan(sums, all_reduce(totals))
     count = float(replicas())
     auxiliary = {n: v / count for n, v in model.auxiliary_losses(y_pred).items()}
     regularization = [tf.cast(l, tf.float32) for l in model.losses]
@@ -64,11 +84,11 @@ def train_step(model, weighting, optimizer, x, y, sample_weight=None):
         y_pred, terms, auxiliary, regularization = forward_losses(model, x, y, sample_weight, True)
         # Sliced while recording: a slice taken outside the tape has no gradient.
         term_list = tf.unstack(terms)
-    global_terms = _all_reduce(tf.stop_gradient(terms))
+    global_terms = all_reduce(tf.stop_gradient(terms))
     task_gradients = None
     if gradient_variables:
         task_gradients = [
-            _all_reduce([_dense(g, v) for g, v in zip(tape.gradient(term, gradient_variables), gradient_variables)])
+            all_reduce([_dense(g, v) for g, v in zip(tape.gradient(term, gradient_variables), gradient_variables)])
             for term in term_list
         ]
     with tape:
@@ -93,13 +113,21 @@ def train_step(model, weighting, optimizer, x, y, sample_weight=None):
             for v, g in zip(model_variables, own)
         ]
         weighting_gradients = []
+    if weighted.variable_gradients is not None:
+        weighting_gradients = weighted.variable_gradients
     del tape
+    if replicas() > 1:
+        # Cross-replica sums of IndexedSlices of different lengths break collective all-reduce;
+        # dense embedding gradients do not.
+        model_gradients = [g if g is None else _dense(g, v) for g, v in zip(model_gradients, model_variables)]
+    else:
+        model_gradients = [_deduplicate(g) for g in model_gradients]
     optimizer.apply_gradients([(g, v) for g, v in zip(model_gradients, model_variables) if g is not None])
     weighting.apply_gradients(weighting_gradients)
     logs = {
         "terms": global_terms,
-        "auxiliary": {n: _all_reduce(v) for n, v in auxiliary.items()},
-        "loss": _all_reduce(tf.stop_gradient(total)),
+        "auxiliary": {n: all_reduce(v) for n, v in auxiliary.items()},
+        "loss": all_reduce(tf.stop_gradient(total)),
         "weights": weighted.effective,
     }
     return y_pred, logs
@@ -109,7 +137,18 @@ def test_step(model, weighting, x, y, sample_weight=None):
     """The same losses without training: ``(y_pred, logs)`` with the terms and the total
     weighted by the weighting's current weights (its state is not changed)."""
     y_pred, terms, auxiliary, regularization = forward_losses(model, x, y, sample_weight, False)
-    global_terms = _all_reduce(terms)
+    global_terms = all_reduce(terms)
     weights = weighting.current_weights()
-    total = tf.tensordot(weights, global_terms, 1) + tf.add_n([_all_reduce(v) for v in auxiliary.values()] + [_all_reduce(regularization)])
-    return y_pred, {"terms": global_terms, "auxiliary": {n: _all_reduce(v) for n, v in auxiliary.items()}, "loss": total, "weights": weights}
+    total = tf.tensordot(weights, global_terms, 1) + tf.add_n([all_reduce(v) for v in auxiliary.values()] + [all_reduce(regularization)])
+    return y_pred, {"terms": global_terms, "auxiliary": {n: all_reduce(v) for n, v in auxiliary.items()}, "loss": total, "weights": weights}
+
+
+class EndEpoch(keras.callbacks.Callback):
+    """Tells a weighting that a ``fit`` epoch ended (DWA averages losses per epoch)."""
+
+    def __init__(self, weighting):
+        super().__init__()
+        object.__setattr__(self, "_weighting", weighting)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._weighting.end_epoch()
