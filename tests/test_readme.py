@@ -1,5 +1,6 @@
 """The README's commands are the ones CI runs, and its examples run as written."""
 
+import os
 import pathlib
 import re
 import subprocess
@@ -24,8 +25,16 @@ def test_ci_runs_the_readme_install_and_test_commands():
     assert test in ci.splitlines()
 
 
+LEGACY = "# TF_USE_LEGACY_KERAS=1\n"
+
+
 def test_python_examples_run(tmp_path):
+    """Blocks that start with ``# TF_USE_LEGACY_KERAS=1`` run in that mode."""
     for i, code in enumerate(blocks("python")):
-        result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"} if code.startswith(LEGACY) else None
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env
+        )
         assert result.returncode == 0, f"README python block {i} failed:\n{result.stderr[-3000:]}"
     assert (tmp_path / "mmoe.keras").exists()
+    assert (tmp_path / "runs" / "mmoe" / "checkpoints" / "checkpoint").exists()

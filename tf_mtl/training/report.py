@@ -10,7 +10,7 @@ from tf_mtl.files import atomic_path
 def epoch_line(record, n_epoch, best):
     parts = [f"epoch {record['epoch']}/{n_epoch}", f"loss {record['train']['loss']:.4f}"]
     parts += [f"{k} {v:.4f}" for k, v in record["train"].items() if k != "loss"]
-    parts += [f"val {k} {v:.4f}" for k, v in record["val"].items()]
+    parts += [f"val {k} {v:.4f}" for k, v in record["val"].items() if "/" in k or k == "loss"]
     parts += ["weights " + " ".join(f"{k} {v:.3f}" for k, v in record["weights"].items())]
     parts.append(f"{record['seconds']:.1f}s" + ("  *best*" if best else ""))
     return "  ".join(parts)
