@@ -139,7 +139,9 @@ class MultiTaskRanking(tfrs.models.Model):
         trainable state a copy of ``optimizer``."""
         super().compile(optimizer=optimizer, **kwargs)
         model = self.multitask_model
-        self._weighting.build(model.loss_term_names, model.loss_term_types, self.optimizer)
+        self._weighting.build(
+            model.loss_term_names, model.loss_term_types, self.optimizer, step_lib.weighting_variables(model, self._weighting)
+        )
 
     def split_inputs(self, inputs):
         """``(features, labels, sample_weight)`` of a batch: a dict of features and labels, or

@@ -329,7 +329,9 @@ class MultiTaskModel(keras.Model):
         if metrics is not None and not isinstance(metrics, dict):
             metrics = {name: [_fresh_metric(m) for m in metrics] for name in self.output_names}
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
-        object.__setattr__(self, "_weighting", weighting_lib.get(weighting).build(names, types, self.optimizer))
+        method = weighting_lib.get(weighting)
+        method.build(names, types, self.optimizer, step_lib.weighting_variables(self, method))
+        object.__setattr__(self, "_weighting", method)
         self._trackers()
 
     def get_compile_config(self):

@@ -1,5 +1,6 @@
 """Where training runs: a device string or a ``tf.distribute`` strategy."""
 
+import os
 import re
 import warnings
 
@@ -52,8 +53,29 @@ def check_built_in_scope(model, strategy):
     if not tf.distribute.has_strategy() and strategy is tf.distribute.get_strategy():
         return
     variables = model.trainable_variables
-    if variables and not strategy.extended.variable_created_in_scope(getattr(variables[0], "value", variables[0])):
+    if not variables:
+        return
+    variable = variables[0]
+    if not isinstance(variable, tf.Variable):
+        # A Keras 3 variable wraps the tf.Variable the strategy created; Keras 2's is one (and
+        # its ``value`` is a method).
+        variable = variable.value
+    if not strategy.extended.variable_created_in_scope(variable):
         raise ValueError(
             f"Model {model.name!r} was built outside the scope of {type(strategy).__name__}: build it inside "
             "`with strategy.scope():` and pass the same strategy to MTLTrainer."
         )
+
+
+def worker_path(strategy, path):
+    """Where this worker writes: ``path`` on the chief (or without a cluster), else
+    ``path/worker_<index>``. Every worker of a ``MultiWorkerMirroredStrategy`` saves its own
+    checkpoints (variables are in sync; data iterators are not), and they must not share files."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return path
+    task_type, task_id = resolver.task_type, resolver.task_id
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    if task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0):
+        return path
+    return os.path.join(path, f"{task_type}_{task_id}")

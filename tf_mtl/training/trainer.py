@@ -25,7 +25,7 @@ from tf_mtl.compat import keras, random_states
 from tf_mtl.files import write_bytes
 from tf_mtl.metrics.evaluation import predict_with_labels, score
 from tf_mtl.training import report
-from tf_mtl.training.devices import check_built_in_scope, resolve_strategy
+from tf_mtl.training.devices import check_built_in_scope, resolve_strategy, worker_path
 from tf_mtl.training.monitor import Monitor
 from tf_mtl.weighting import step as step_lib
 
@@ -70,7 +70,8 @@ class MTLTrainer:
             with a warning).
         gpus: GPU indices to train on with ``MirroredStrategy``.
         model_path: the run's folder: checkpoints, best weights, ``history.json``, TensorBoard
-            logs (``logs/``) and ``training_curves.png``.
+            logs (``logs/``) and ``training_curves.png``. Under ``MultiWorkerMirroredStrategy``
+            workers other than the chief write to ``model_path/worker_<index>``.
         strategy: a ``tf.distribute`` strategy (``MirroredStrategy``,
             ``MultiWorkerMirroredStrategy``); overrides ``device`` and ``gpus``.
         monitor: what early stopping watches (see ``Monitor``): ``"cvr/auc"``, ``"loss"``,
@@ -113,9 +114,9 @@ class MTLTrainer:
                 raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
         self.model = model
         self.n_epoch, self.patience = n_epoch, earlystop_patience
-        self.model_path = os.fspath(model_path)
-        self.steps_per_epoch, self.group_by, self.verbose, self.max_to_keep = steps_per_epoch, group_by, verbose, max_to_keep
         self.strategy, self.device = resolve_strategy(device, gpus, strategy)
+        self.model_path = worker_path(self.strategy, os.fspath(model_path))
+        self.steps_per_epoch, self.group_by, self.verbose, self.max_to_keep = steps_per_epoch, group_by, verbose, max_to_keep
         check_built_in_scope(model, self.strategy)
         with self.strategy.scope():
             self.optimizer = make_optimizer(optimizer_fn, optimizer_params)

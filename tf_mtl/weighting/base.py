@@ -52,22 +52,26 @@ class LossWeighting(tf.Module):
 
     Attributes:
         gradients: which per-term gradients ``weigh`` needs: ``None`` (none), ``"shared"``
-            (all shared variables) or ``"last_shared"`` (the last shared layer's).
+            (all shared variables), ``"last_shared"`` (the last shared layer's) or ``"all"``
+            (every trainable variable of the model).
     """
 
     gradients = None
+    # The model's variables it is built for: references, not state of the method.
+    _TF_MODULE_IGNORED_PROPERTIES = frozenset(["gradient_variables"]).union(tf.Module._TF_MODULE_IGNORED_PROPERTIES)
 
     def __init__(self, name=None):
         super().__init__(name=name)
         self.term_names = None
         self.task_types = None
         self.optimizer = None
+        self.gradient_variables = None
 
     @property
     def built(self):
         return self.term_names is not None
 
-    def build(self, term_names, task_types, optimizer=None):
+    def build(self, term_names, task_types, optimizer=None, gradient_variables=None):
         """Creates the state for these loss terms (call under the distribution strategy's scope).
 
         Args:
@@ -75,6 +79,8 @@ class LossWeighting(tf.Module):
             task_types: ``"classification"`` or ``"regression"`` per term.
             optimizer: the model's optimizer; trainable state gets a copy of it (same class
                 and learning rate, no weight decay).
+            gradient_variables: the variables whose per-term gradients ``weigh`` will get
+                (``step.weighting_variables``), for methods that keep state per variable.
         """
         if self.built:
             if tuple(term_names) != self.term_names:
@@ -84,6 +90,8 @@ class LossWeighting(tf.Module):
                 )
             return self
         self.term_names, self.task_types = tuple(term_names), tuple(task_types)
+        # A tuple of plain references: tf.Module would otherwise track the model's variables.
+        object.__setattr__(self, "gradient_variables", tuple(gradient_variables or ()))
         self.step = _state("step", tf.constant(0, tf.int64))
         self.last_weights = _state("last_weights", tf.ones([len(self.term_names)]))
         self._build(len(self.term_names))

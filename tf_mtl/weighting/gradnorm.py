@@ -16,7 +16,8 @@ class GradNorm(LossWeighting):
         L_grad = sum_i | G_i - G * r_i^alpha |
 
     with the target ``G * r_i^alpha`` held constant (the paper's eq. 2), then are renormalized
-    to sum to the number of terms (negative weights are set to 0 first). The model's step uses the weights from before the update.
+    to sum to the number of terms (negative weights are set to 0 first; if none is left
+    positive, the weights start again from 1). The model's step uses the weights from before the update.
     ``L_i(0)`` is the loss at the first step.
 
     Args:
@@ -60,16 +61,18 @@ class GradNorm(LossWeighting):
         """The weights' step, then their renormalization to sum to the number of terms."""
         super().apply_gradients(gradients)
         updated = tf.nn.relu(self.task_weights)
+        # A step that drives every weight to 0 would stay there: start again from equal weights.
+        updated = tf.where(tf.reduce_sum(updated) > 0, updated, tf.ones_like(updated))
         n_terms = tf.cast(tf.size(updated), tf.float32)
-        self.task_weights.assign(n_terms * tf.math.divide_no_nan(updated, tf.reduce_sum(updated)))
+        self.task_weights.assign(n_terms * updated / tf.reduce_sum(updated))
 
-    def build(self, term_names, task_types, optimizer=None):
+    def build(self, term_names, task_types, optimizer=None, gradient_variables=None):
         if self.learning_rate is not None and not self.built:
             # The rate goes into the config: an optimizer made with a LearningRateSchedule
             # refuses to have its rate set afterwards.
             optimizer = _copy_optimizer(optimizer)
             optimizer = type(optimizer).from_config({**optimizer.get_config(), "learning_rate": self.learning_rate})
-        return super().build(term_names, task_types, optimizer)
+        return super().build(term_names, task_types, optimizer, gradient_variables)
 
     def get_config(self):
         return {"alpha": self.alpha, "learning_rate": self.learning_rate}

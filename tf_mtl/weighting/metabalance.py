@@ -3,16 +3,19 @@ Multi-Task Recommendations via Adapting Gradient Magnitudes of Auxiliary Tasks",
 
 import tensorflow as tf
 
-from tf_mtl.weighting.base import LossWeighting, _state, flatten, unflatten
+from tf_mtl.weighting.base import LossWeighting, _state
 
 
 class MetaBalance(LossWeighting):
     """Scales the auxiliary terms' gradients on the shared parameters towards the target
-    term's gradient magnitude (the paper's Algorithm 1).
+    term's gradient magnitude (the paper's Algorithm 1), for each shared variable apart (the
+    paper adapts "each part of the network"; its code keeps one average per parameter tensor).
 
-    Moving averages of the norms, ``m_i <- beta m_i + (1 - beta) ||g_i||``, set each
-    auxiliary gradient to ``g_i (m_target / m_i) r + g_i (1 - r)``; the shared parameters get
-    ``g_target + sum_aux g_i``, the other parameters the plain sum of the term gradients.
+    For a shared variable ``p``, moving averages of the norms,
+    ``m_i(p) <- beta m_i(p) + (1 - beta) ||g_i(p)||``, set each auxiliary gradient to
+    ``g_i(p) (m_target(p) / m_i(p)) r + g_i(p) (1 - r)``; ``p`` gets
+    ``g_target(p) + sum_aux g_i(p)``, the other parameters the plain sum of the term gradients.
+    The reported weight of a term is its scale averaged over the shared variables.
 
     Args:
         target: the target term's name (default: the first loss term).
@@ -36,21 +39,25 @@ class MetaBalance(LossWeighting):
         target = self.term_names[0] if self.target is None else self.target
         if target not in self.term_names:
             raise ValueError(f"metabalance: target {target!r} is not a loss term. The loss terms are {list(self.term_names)}.")
+        if not self.gradient_variables:
+            raise ValueError("metabalance: build it with the shared variables (gradient_variables=...).")
         self._target_index = self.term_names.index(target)
-        self.norm_averages = _state("norm_averages", tf.zeros([n_terms]))
+        self.norm_averages = _state("norm_averages", tf.zeros([n_terms, len(self.gradient_variables)]))
 
     def weigh(self, losses, task_gradients=None):
-        vectors = [flatten(g) for g in task_gradients]
-        norms = tf.stack([tf.norm(v) for v in vectors])
+        # norms[i, p]: the norm of term i's gradient on shared variable p.
+        norms = tf.stack([tf.stack([tf.norm(g) for g in gradients]) for gradients in task_gradients])
         averages = self.beta * self.norm_averages + (1.0 - self.beta) * norms
         self.norm_averages.assign(averages)
-        ratio = tf.math.divide_no_nan(averages[self._target_index], averages)
+        ratio = tf.math.divide_no_nan(averages[self._target_index][None, :], averages)
         scale = ratio * self.relax_factor + (1.0 - self.relax_factor)
-        scale = tf.tensor_scatter_nd_update(scale, [[self._target_index]], [1.0])
-        combined = tf.add_n([scale[i] * v for i, v in enumerate(vectors)])
-        return self._weighted(
-            tf.ones_like(losses), shared_gradients=unflatten(combined, task_gradients[0]), effective=scale
-        )
+        is_target = tf.one_hot(self._target_index, len(task_gradients))[:, None] > 0
+        scale = tf.where(is_target, 1.0, scale)
+        combined = [
+            tf.add_n([scale[i, p] * gradients[p] for i, gradients in enumerate(task_gradients)])
+            for p in range(len(task_gradients[0]))
+        ]
+        return self._weighted(tf.ones_like(losses), shared_gradients=combined, effective=tf.reduce_mean(scale, axis=1))
 
     def get_config(self):
         return {"target": self.target, "relax_factor": self.relax_factor, "beta": self.beta}

@@ -7,11 +7,13 @@ from tf_mtl.weighting.base import LossWeighting, flatten, unflatten
 
 
 class PCGrad(LossWeighting):
-    """Projects away conflicts between the terms' gradients on the shared parameters.
+    """Projects away conflicts between the terms' gradients.
 
     For each term ``i``, for each other term ``j`` (in random order), if ``g_i . g_j < 0``:
-    ``g_i <- g_i - (g_i . g_j) / ||g_j||^2 g_j`` (``g_j`` the original gradient). The shared
-    parameters get ``sum_i g_i``; the other parameters the plain sum of the term gradients.
+    ``g_i <- g_i - (g_i . g_j) / ||g_j||^2 g_j`` (``g_j`` the original gradient); the model
+    steps along ``sum_i g_i``. As in the paper's code, the gradients span every trainable
+    parameter: their dot products meet only on the shared ones, but ``||g_j||^2`` and the
+    projection include task ``j``'s own tower.
 
     Args:
         shuffle: visit the other terms in a random order each step (the paper); ``False``: in
@@ -20,7 +22,7 @@ class PCGrad(LossWeighting):
         seed: the order's seed.
     """
 
-    gradients = "shared"
+    gradients = "all"
 
     def __init__(self, shuffle=True, seed=0, name="pcgrad"):
         super().__init__(name=name)

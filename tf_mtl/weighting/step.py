@@ -48,6 +48,8 @@ def weighting_variables(model, weighting):
     """The model variables whose per-term gradients ``weighting`` needs (maybe none)."""
     if weighting.gradients is None:
         return []
+    if weighting.gradients == "all":
+        return model.trainable_variables
     variables = model.shared_variables if weighting.gradients == "shared" else model.last_shared_variables
     if not variables:
         raise ValueError(
