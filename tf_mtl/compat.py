@@ -5,6 +5,7 @@ the mode TensorFlow Recommenders and TF Transform need) the same code runs on ``
 Keras 2. Every other module imports ``keras`` from here.
 """
 
+import contextlib
 import os
 
 import tensorflow as tf
@@ -62,9 +63,72 @@ def random_states(model):
     return states
 
 
+@contextlib.contextmanager
+def mixed_precision(policy):
+    """Builds the layers created inside with ``policy`` (``"mixed_bfloat16"`` for CPUs with
+    AMX/AVX-512 BF16, ``"mixed_float16"`` for GPUs), then restores the previous policy.
+
+    Variables stay float32; towers emit float32 scores. ``MTLTrainer`` gives float16 models
+    dynamic loss scaling.
+    """
+    if LEGACY_KERAS:
+        previous = keras.mixed_precision.global_policy().name
+        keras.mixed_precision.set_global_policy(policy)
+    else:
+        previous = keras.config.dtype_policy().name
+        keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        if LEGACY_KERAS:
+            keras.mixed_precision.set_global_policy(previous)
+        else:
+            keras.config.set_dtype_policy(previous)
+
+
+def loss_scale(optimizer):
+    """The dynamic loss scale of a ``LossScaleOptimizer``, else 1."""
+    if not isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer):
+        return tf.constant(1.0)
+    if LEGACY_KERAS:
+        # Through the API Keras 2 expects (it warns when a step skips get_scaled_loss).
+        return tf.cast(optimizer.get_scaled_loss(tf.constant(1.0)), tf.float32)
+    return tf.cast(tf.convert_to_tensor(optimizer.dynamic_scale), tf.float32)
+
+
+def gradients_to_apply(optimizer, scaled_gradients, scale):
+    """What ``optimizer.apply_gradients`` takes, from gradients of the loss times ``scale``
+    (``loss_scale(optimizer)``): Keras 3's ``LossScaleOptimizer`` unscales them itself,
+    Keras 2's expects them unscaled; other optimizers have ``scale`` 1."""
+    if LEGACY_KERAS and isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer):
+        return optimizer.get_unscaled_gradients(list(scaled_gradients))
+    return list(scaled_gradients)
+
+
+def divide_gradient(gradient, divisor):
+    """``gradient / divisor`` for dense gradients, ``IndexedSlices`` and ``None``."""
+    if gradient is None:
+        return None
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.IndexedSlices(gradient.values / divisor, gradient.indices, gradient.dense_shape)
+    return gradient / divisor
+
+
 def register(cls):
     """Registers a layer or model under the ``tf_mtl`` package for saving and loading."""
     return keras.saving.register_keras_serializable(package="tf_mtl")(cls)
 
 
-__all__ = ["LEGACY_KERAS", "build_sublayer", "dropout", "keras", "random_states", "register", "tf"]
+__all__ = [
+    "LEGACY_KERAS",
+    "build_sublayer",
+    "divide_gradient",
+    "dropout",
+    "gradients_to_apply",
+    "keras",
+    "loss_scale",
+    "mixed_precision",
+    "random_states",
+    "register",
+    "tf",
+]

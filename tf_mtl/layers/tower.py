@@ -28,7 +28,9 @@ class Tower(keras.layers.Layer):
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.hidden = MLP(self.dims, activation, dropout, batch_norm, name="hidden") if self.dims else None
-        self.output_unit = keras.layers.Dense(1, activation=OUTPUT_ACTIVATION[task_type], name="output")
+        # float32 under mixed precision: a bfloat16 sigmoid has about 3 significant digits, too
+        # coarse for ranking scores and log loss.
+        self.output_unit = keras.layers.Dense(1, activation=OUTPUT_ACTIVATION[task_type], dtype="float32", name="output")
 
     def build(self, input_shape):
         width = input_shape[-1]

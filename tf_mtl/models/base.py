@@ -53,13 +53,12 @@ def task_towers(representations, tasks, tower_params_list):
 
 
 def _strings_as_tensors(x):
-    """Keras refuses numpy string (``str``, ``bytes`` or ``object``) arrays but takes the same
-    values as ``tf.string`` tensors."""
+    """Keras refuses numpy string (``str``, ``bytes`` or ``object``) arrays, and Keras 3 a dict
+    mixing numpy arrays and tensors; numpy arrays as tensors are taken everywhere."""
     if isinstance(x, dict):
-        return {
-            k: tf.constant(v.astype(str) if v.dtype.kind == "O" else v) if isinstance(v, np.ndarray) and v.dtype.kind in "USO" else v
-            for k, v in x.items()
-        }
+        if not any(isinstance(v, np.ndarray) and v.dtype.kind in "USO" for v in x.values()):
+            return x
+        return {k: tf.constant(v.astype(str) if v.dtype.kind == "O" else v) if isinstance(v, np.ndarray) else v for k, v in x.items()}
     if isinstance(x, tuple):
         return tuple(_strings_as_tensors(part) for part in x)
     return x
@@ -412,6 +411,9 @@ class MultiTaskModel(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         y_pred, logs = step_lib.test_step(self, self.weighting, x, y, sample_weight)
         return self._step_logs(x, y, y_pred, sample_weight, logs)
+
+    def __call__(self, inputs, *args, **kwargs):
+        return super().__call__(_strings_as_tensors(inputs), *args, **kwargs)
 
     def fit(self, x=None, y=None, *args, validation_data=None, callbacks=None, **kwargs):
         callbacks = list(callbacks or []) + [step_lib.EndEpoch(self.weighting)]

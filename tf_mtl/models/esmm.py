@@ -46,7 +46,7 @@ class ESMM(MultiTaskModel):
         shared = x if bottom is None else bottom(x)
         outputs = task_towers([shared, shared], tasks, towers)
         ctr, cvr = (t.name for t in tasks)
-        outputs[CTCVR] = keras.layers.Multiply(name=CTCVR)([outputs[ctr], outputs[cvr]])
+        outputs[CTCVR] = keras.layers.Multiply(dtype="float32", name=CTCVR)([outputs[ctr], outputs[cvr]])
         # === Config ===
         config = {"bottom_params": bottom_params, "tower_params_list": towers}
         shared_layers = [embedding] + ([] if bottom is None else [bottom])

@@ -41,10 +41,11 @@ def resolve_strategy(device="cpu", gpus=None, strategy=None):
     if strategy is not None:
         return strategy, None
     if gpus:
-        devices = sorted({device_name(f"gpu:{i}") for i in gpus})
+        # A missing GPU comes back as the CPU: dropped, not mirrored with the GPUs that are there.
+        devices = sorted({device_name(f"gpu:{i}") for i in gpus} - {"/CPU:0"})
         if len(devices) > 1:
             return tf.distribute.MirroredStrategy(devices), None
-        return tf.distribute.get_strategy(), devices[0]
+        return tf.distribute.get_strategy(), devices[0] if devices else "/CPU:0"
     return tf.distribute.get_strategy(), device_name(device)
 
 

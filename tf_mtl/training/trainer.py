@@ -77,6 +77,10 @@ class MTLTrainer:
         monitor: what early stopping watches (see ``Monitor``): ``"cvr/auc"``, ``"loss"``,
             ``{"ctr/auc": 0.3, "cvr/auc": 0.7}``; default the mean AUC of the tasks.
         label_weights, loss_masks: as in ``MultiTaskModel.compile``.
+
+    Mixed precision: build the model inside ``tf_mtl.compat.mixed_precision("mixed_bfloat16")``
+    (CPUs with AMX or AVX-512 BF16) or ``"mixed_float16"`` (GPUs); a float16 model trains with
+    dynamic loss scaling.
         steps_per_epoch: for datasets of unknown length.
         group_by: a feature name; adds GAUC per user (or any group) to the validation metrics.
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
@@ -120,6 +124,9 @@ class MTLTrainer:
         check_built_in_scope(model, self.strategy)
         with self.strategy.scope():
             self.optimizer = make_optimizer(optimizer_fn, optimizer_params)
+            if model.compute_dtype == "float16":
+                # float16 gradients underflow without it (bfloat16 has float32's range).
+                self.optimizer = keras.mixed_precision.LossScaleOptimizer(self.optimizer)
             model.compile(optimizer=self.optimizer, weighting=adaptive_params, label_weights=label_weights, loss_masks=loss_masks)
             self.optimizer.build(model.trainable_variables)
             self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")

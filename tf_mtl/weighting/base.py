@@ -149,6 +149,8 @@ def _copy_optimizer(optimizer):
         return keras.optimizers.Adam()
     if isinstance(optimizer, str):
         optimizer = keras.optimizers.get(optimizer)
+    # The method's variables are float32: they need no loss scaling.
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
     config = optimizer.get_config()
     config.pop("weight_decay", None)
     return type(optimizer).from_config(config)

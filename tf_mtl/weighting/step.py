@@ -10,7 +10,7 @@ nothing.
 
 import tensorflow as tf
 
-from tf_mtl.compat import keras
+from tf_mtl.compat import divide_gradient, gradients_to_apply, keras, loss_scale
 from tf_mtl.weighting.base import replicas
 
 SUM = tf.distribute.ReduceOp.SUM
@@ -82,6 +82,9 @@ def train_step(model, weighting, optimizer, x, y, sample_weight=None):
         terms' effective weights).
     """
     gradient_variables = weighting_variables(model, weighting)
+    # Under float16 a LossScaleOptimizer's scale keeps small gradients from flushing to 0:
+    # every gradient is taken of the loss times the scale (``output_gradients``).
+    scale = loss_scale(optimizer)
     with tf.GradientTape(persistent=bool(gradient_variables)) as tape:
         y_pred, terms, auxiliary, regularization = forward_losses(model, x, y, sample_weight, True)
         # Sliced while recording: a slice taken outside the tape has no gradient.
@@ -90,7 +93,12 @@ def train_step(model, weighting, optimizer, x, y, sample_weight=None):
     task_gradients = None
     if gradient_variables:
         task_gradients = [
-            all_reduce([_dense(g, v) for g, v in zip(tape.gradient(term, gradient_variables), gradient_variables)])
+            all_reduce(
+                [
+                    _dense(g, v) / scale
+                    for g, v in zip(tape.gradient(term, gradient_variables, output_gradients=scale), gradient_variables)
+                ]
+            )
             for term in term_list
         ]
     with tape:
@@ -100,14 +108,15 @@ def train_step(model, weighting, optimizer, x, y, sample_weight=None):
 
     model_variables = model.trainable_variables
     if weighted.shared_gradients is None:
-        gradients = tape.gradient(total, model_variables + list(weighting.trainable_variables))
-        model_gradients, weighting_gradients = gradients[: len(model_variables)], gradients[len(model_variables) :]
+        gradients = tape.gradient(total, model_variables + list(weighting.trainable_variables), output_gradients=scale)
+        model_gradients = gradients[: len(model_variables)]
+        weighting_gradients = [divide_gradient(g, scale) for g in gradients[len(model_variables) :]]
     else:
         # The method's combination replaces the shared variables' gradients. It is already the
         # global batch's, and every replica hands it over: divide by the replica count.
-        replaced = {id(v): g / float(replicas()) for v, g in zip(gradient_variables, weighted.shared_gradients)}
-        extras = dict(zip(map(id, gradient_variables), tape.gradient(extra, gradient_variables)))
-        own = tape.gradient(total, model_variables)
+        replaced = {id(v): g * (scale / float(replicas())) for v, g in zip(gradient_variables, weighted.shared_gradients)}
+        extras = dict(zip(map(id, gradient_variables), tape.gradient(extra, gradient_variables, output_gradients=scale)))
+        own = tape.gradient(total, model_variables, output_gradients=scale)
         model_gradients = [
             replaced[id(v)] + (0.0 if extras[id(v)] is None else tf.convert_to_tensor(extras[id(v)]))
             if id(v) in replaced
@@ -124,6 +133,7 @@ def train_step(model, weighting, optimizer, x, y, sample_weight=None):
         model_gradients = [g if g is None else _dense(g, v) for g, v in zip(model_gradients, model_variables)]
     else:
         model_gradients = [_deduplicate(g) for g in model_gradients]
+    model_gradients = gradients_to_apply(optimizer, model_gradients, scale)
     optimizer.apply_gradients([(g, v) for g, v in zip(model_gradients, model_variables) if g is not None])
     weighting.apply_gradients(weighting_gradients)
     logs = {
