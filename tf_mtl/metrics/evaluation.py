@@ -10,6 +10,17 @@ from tf_mtl.metrics.regression import mae, rmse
 METRICS = {"classification": {"auc": auc, "log_loss": log_loss}, "regression": {"rmse": rmse, "mae": mae}}
 
 
+def inference_function(model):
+    """``model(x, training=False)`` as a ``tf.function``, made once per model (each new one
+    would trace the model again)."""
+    forward = getattr(model, "_tf_mtl_inference", None)
+    if forward is None:
+        forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        # Kept off Keras' attribute tracking: a function, not part of the model.
+        object.__setattr__(model, "_tf_mtl_inference", forward)
+    return forward
+
+
 def _batches(dataset):
     for batch in dataset:
         yield batch if isinstance(batch, (tuple, list)) else (batch, None)
@@ -22,7 +33,7 @@ def predict_with_labels(model, dataset, columns=()):
     any other column of dict labels, e.g. a loss mask), and by each feature named in
     ``columns`` (e.g. the user id for GAUC).
     """
-    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    forward = inference_function(model)
     outputs, labels, values = {}, {}, {}
     for x, y in _batches(dataset):
         if y is None:

@@ -39,6 +39,12 @@ class Monitor:
             return next(iter(self.weights))
         return " + ".join(f"{w:g}*{k}" for k, w in self.weights.items())
 
+    def check(self, names):
+        """Raises before training when the monitor names a figure the epochs will not report."""
+        for name in self.weights:
+            if name not in names:
+                raise KeyError(f"monitor: {name!r} is not a validation figure" + did_you_mean(name, sorted(names), "Figures"))
+
     def score(self, figures):
         """The score of ``figures`` (a flat dict such as ``{"ctr/auc": 0.7, "loss": 0.4}``)."""
         total = 0.0

@@ -9,8 +9,8 @@
     trainer.export_onnx("runs/mmoe/model.onnx")
 
 Every epoch ends with a checkpoint under ``model_path/checkpoints`` (model, optimizer,
-weighting state, data position, early-stopping state); ``fit`` on the same ``model_path``
-resumes from the last one and ends as an uninterrupted run would.
+weighting state, dropout generators, early-stopping state, batches trained); ``fit`` on the
+same ``model_path`` resumes from the last one and ends as an uninterrupted run would.
 """
 
 import json
@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from tf_mtl.compat import keras, random_states
 from tf_mtl.files import write_bytes
-from tf_mtl.metrics.evaluation import predict_with_labels, score
+from tf_mtl.metrics.evaluation import METRICS, inference_function, predict_with_labels, score
 from tf_mtl.training import report
 from tf_mtl.training.devices import check_built_in_scope, resolve_strategy, worker_path
 from tf_mtl.training.monitor import Monitor
@@ -50,7 +50,7 @@ def make_optimizer(optimizer_fn=None, optimizer_params=None):
 
 
 class NonFiniteLossError(FloatingPointError):
-    """A loss term became NaN or Inf; training stopped before the next checkpoint."""
+    """A loss term or a variable became NaN or Inf; training stopped before the next checkpoint."""
 
 
 class MTLTrainer:
@@ -132,6 +132,7 @@ class MTLTrainer:
             self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self._best = tf.Variable(-math.inf, dtype=tf.float64, trainable=False, name="best_score")
             self._wait = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_without_improvement")
+            self._batches = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_trained")
         self.weighting = model.weighting
         self.monitor = Monitor(monitor, model)
         self.history = []
@@ -155,30 +156,41 @@ class MTLTrainer:
         """
         steps = self._steps(train_dataloader)
         monitor = self.monitor if val_dataloader is not None else Monitor("loss", self.model)
-        iterator = iter(train_dataloader.repeat())
+        monitor.check(self._figure_names(val_dataloader is not None))
+        # Keras 3 layers keep variables and sublayers in lists tf.train.Checkpoint does not follow
+        # (an MLP's batch-norm statistics are saved nowhere else): the model's variables by position.
+        model_variables = list(self.model.variables)
         checkpoint = tf.train.Checkpoint(
             model=self.model,
+            variables=model_variables,
             optimizer=self.optimizer,
             weighting=self.weighting,
-            data=iterator,
+            batches=self._batches,
             random=random_states(self.model),
             epoch=self._epoch,
             best=self._best,
             wait=self._wait,
         )
         manager = tf.train.CheckpointManager(checkpoint, os.path.join(self.model_path, "checkpoints"), self.max_to_keep)
-        best = tf.train.CheckpointManager(tf.train.Checkpoint(model=self.model), os.path.join(self.model_path, "best"), 1)
+        best_model = tf.train.Checkpoint(model=self.model, variables=model_variables)
+        best = tf.train.CheckpointManager(best_model, os.path.join(self.model_path, "best"), 1)
         self.history = []
         if resume and manager.latest_checkpoint:
             checkpoint.restore(manager.latest_checkpoint).assert_consumed()
             self.history = [r for r in self._read_history() if r["epoch"] <= int(self._epoch.numpy())]
             self._say(f"Resumed from {manager.latest_checkpoint} (epoch {int(self._epoch.numpy())}).")
+        # The data resumes where it stopped by skipping the batches already trained on: a seeded
+        # reshuffle then repeats every epoch's order (a checkpointed iterator need not, when its
+        # prefetch thread has begun the next epoch).
+        iterator = iter(train_dataloader.repeat().skip(int(self._batches.numpy())))
         writer = tf.summary.create_file_writer(os.path.join(self.model_path, "logs"))
         train_function = self._make_train_function()
         while int(self._epoch.numpy()) < self.n_epoch and int(self._wait.numpy()) < self.patience:
             epoch = int(self._epoch.numpy()) + 1
             start = time.perf_counter()
             train = self._train_epoch(train_function, iterator, steps, epoch)
+            self._batches.assign_add(steps)
+            self._check_finite(epoch)
             self.weighting.end_epoch()
             val = self._validate(val_dataloader)
             figures = val if val_dataloader is not None else {"loss": train["loss"]}
@@ -211,10 +223,22 @@ class MTLTrainer:
         if int(self._wait.numpy()) >= self.patience:
             self._say(f"Early stopping: {monitor.name} did not improve for {self.patience} epochs.")
         if best.latest_checkpoint:
-            tf.train.Checkpoint(model=self.model).restore(best.latest_checkpoint).assert_existing_objects_matched()
+            best_model.restore(best.latest_checkpoint).assert_existing_objects_matched()
         if self.history:
             report.plot_curves(self.history, os.path.join(self.model_path, "training_curves.png"))
         return self.history
+
+    def _figure_names(self, validating):
+        """The names of the figures an epoch reports to the monitor (see ``_validate``)."""
+        if not validating:
+            return ["loss"]
+        model = self.model
+        names = ["loss"] + [f"{name}_loss" for name in model.loss_term_names]
+        for output, (task_type, _, _) in model.metric_terms({n: tf.zeros([1]) for n in model.task_names}).items():
+            names += [f"{output}/{metric}" for metric in METRICS[task_type]]
+            if self.group_by is not None and task_type == "classification":
+                names.append(f"{output}/gauc")
+        return names
 
     def _steps(self, dataset):
         if self.steps_per_epoch is not None:
@@ -288,6 +312,22 @@ class MTLTrainer:
             progress.update(step, [(k, v) for k, v in values.items()], finalize=step == steps)
         return {k: v / steps for k, v in sums.items()}
 
+    def _check_finite(self, epoch):
+        """Finite losses can still come with a NaN gradient (an Inf input times a zero slope);
+        the variables it reached must not go into the checkpoint."""
+        variables = list(self.model.variables) + list(self.weighting.variables)
+        bad = [
+            getattr(v, "path", v.name)
+            for v in variables
+            if tf.as_dtype(v.dtype).is_floating and not bool(tf.reduce_all(tf.math.is_finite(v)))
+        ]
+        if bad:
+            raise NonFiniteLossError(
+                f"NaN or Inf in {bad} at the end of epoch {epoch}, whose losses were finite (a non-finite gradient, "
+                f"e.g. from an Inf feature value). Training stopped; the checkpoints under "
+                f"{os.path.join(self.model_path, 'checkpoints')} hold the last good state."
+            )
+
     def _validate(self, dataset):
         if dataset is None:
             return {}
@@ -331,7 +371,7 @@ class MTLTrainer:
 
     def predict(self, model, data_loader):
         """Scores of every task, ``(N, n_tasks)`` in task order, for batches of ``x`` or ``(x, y)``."""
-        forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        forward = inference_function(model)
         rows = []
         for batch in data_loader:
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
