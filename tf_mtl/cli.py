@@ -40,6 +40,33 @@ def _print_metrics(metrics):
         print(f"{output:<12}" + "".join(f"{values[n]:>10.4f}" if n in values else f"{'':>10}" for n in names))
 
 
+def serve(args):
+    """Runs a ``ModelServer`` from the ``serve`` arguments until interrupted."""
+    import logging
+
+    from tf_mtl.serving import ModelServer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server = ModelServer(
+        args.model_name,
+        args.model_base_path,
+        port=args.port,
+        rest_api_port=args.rest_api_port or None,
+        host=args.host,
+        max_batch_size=args.max_batch_size,
+        max_request_bytes=args.max_request_bytes,
+        poll_seconds=args.poll_seconds,
+    )
+    server.start()
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        print("Interrupted: stopping the server.", file=sys.stderr)
+    finally:
+        server.stop()
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="tf-mtl", description="Multi-task ranking models on TensorFlow/Keras.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -50,9 +77,20 @@ def main(argv=None):
     quick.add_argument("--batch-size", type=int, default=512)
     quick.add_argument("--seed", type=int, default=0)
     quick.add_argument("--output-dir", default="saved_models")
+    serve_parser = commands.add_parser("serve", help="serve SavedModels over TF Serving's gRPC and REST APIs")
+    serve_parser.add_argument("--model_name", required=True, help="the name requests use")
+    serve_parser.add_argument("--model_base_path", required=True, help="folder of numeric version folders")
+    serve_parser.add_argument("--port", type=int, default=8500, help="gRPC port")
+    serve_parser.add_argument("--rest_api_port", type=int, default=8501, help="REST port; 0 disables REST")
+    serve_parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    serve_parser.add_argument("--max_batch_size", type=int, default=None, help="largest batch per request")
+    serve_parser.add_argument("--max_request_bytes", type=int, default=64 << 20, help="largest request body")
+    serve_parser.add_argument("--poll_seconds", type=float, default=1.0, help="how often to look for new versions")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.command == "serve":
+        return serve(args)
     from tf_mtl.models import PRESETS
 
     if args.model not in PRESETS:

@@ -1,7 +1,14 @@
 """Exports of trained models: SavedModels for TF Serving, ONNX files (``export_onnx`` needs
 the ``[onnx]`` extra and is imported on first use)."""
 
-from tf_mtl.export.saved_model import ServingModule, export_saved_model, next_version, to_examples, warmup_inputs
+from tf_mtl.export.saved_model import (
+    ServingModule,
+    export_saved_model,
+    next_version,
+    to_examples,
+    versions,
+    warmup_inputs,
+)
 
 
 def __getattr__(name):
@@ -12,4 +19,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'tf_mtl.export' has no attribute {name!r}")
 
 
-__all__ = ["ServingModule", "export_onnx", "export_saved_model", "next_version", "to_examples", "warmup_inputs"]
+__all__ = ["ServingModule", "export_onnx", "export_saved_model", "next_version", "to_examples", "versions", "warmup_inputs"]

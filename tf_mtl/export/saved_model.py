@@ -32,6 +32,8 @@ from tf_mtl.fusion.score import check_fusion, fuse
 
 SCORE = "score"
 WARMUP_FILE = "tf_serving_warmup_requests"
+# Where TF Serving looks for it in a version's folder.
+WARMUP_PATH = os.path.join("assets.extra", WARMUP_FILE)
 _VERSION = re.compile(r"^\d+$")
 
 
@@ -76,12 +78,18 @@ class ServingModule(tf.Module):
         }
 
 
-def next_version(base_dir):
-    """One more than the largest numeric version folder under ``base_dir`` (1 if none)."""
+def versions(base_dir):
+    """The version numbers under ``base_dir``: its numeric folders (TF Serving ignores the rest,
+    such as the hidden folders exports are built in), ascending."""
     if not os.path.isdir(base_dir):
-        return 1
-    versions = [int(name) for name in os.listdir(base_dir) if _VERSION.match(name)]
-    return max(versions, default=0) + 1
+        return []
+    names = [n for n in os.listdir(base_dir) if _VERSION.match(n) and os.path.isdir(os.path.join(base_dir, n))]
+    return sorted(int(n) for n in names)
+
+
+def next_version(base_dir):
+    """One more than the largest version under ``base_dir`` (1 if none)."""
+    return max(versions(base_dir), default=0) + 1
 
 
 def warmup_inputs(features, batch_size=1):
@@ -168,7 +176,7 @@ def export_saved_model(model, base_dir, version=None, fusion=None, warmup=None, 
         tf.saved_model.save(module, partial, signatures=module.signatures())
         extra = os.path.join(partial, "assets.extra")
         os.makedirs(extra, exist_ok=True)
-        write_warmup(os.path.join(extra, WARMUP_FILE), model_name or model.name, inputs)
+        write_warmup(os.path.join(partial, WARMUP_PATH), model_name or model.name, inputs)
         metadata = {
             "features": features_to_config(model.features),
             "tasks": dict(zip(model.task_names, model.task_types)),

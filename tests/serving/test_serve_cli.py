@@ -1,0 +1,60 @@
+"""``tf-mtl serve`` in a subprocess: answers gRPC and REST, stops cleanly on Ctrl-C."""
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import grpc
+import pytest
+
+from tf_mtl.cli import main
+from tf_mtl.serving import Client
+from tf_mtl.serving.server import is_loopback
+
+from .conftest import MODEL
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_command(version_1, features, reference):
+    port, rest_port = _free_port(), _free_port()
+    command = [sys.executable, "-m", "tf_mtl.cli", "serve", "--model_name", MODEL, "--model_base_path", str(version_1.parent),
+               "--port", str(port), "--rest_api_port", str(rest_port), "--max_batch_size", "16", "--poll_seconds", "0.5"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        with Client("127.0.0.1", port, MODEL) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    status = client.status()
+                    break
+                except grpc.RpcError:
+                    assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
+                    time.sleep(0.2)
+            assert status[0]["state"] == "AVAILABLE"
+            assert abs(client.predict(features)["score"] - reference("serving_default", features)["score"]).max() < 1e-6
+        with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}", timeout=30) as response:
+            assert json.load(response)["model_version_status"][0]["state"] == "AVAILABLE"
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "version 1 is serving" in output
+
+
+def test_serve_rejects_bad_arguments(version_1):
+    with pytest.raises(ValueError, match="max_batch_size"):
+        main(["serve", "--model_name", MODEL, "--model_base_path", str(version_1.parent), "--port", "0", "--max_batch_size", "0"])
+
+
+@pytest.mark.parametrize("host, expected", [("127.0.0.1", True), ("localhost", True), ("::1", True), ("0.0.0.0", False), ("10.1.2.3", False), ("example.com", False)])
+def test_only_loopback_hosts_bind_without_warning(host, expected):
+    assert is_loopback(host) is expected
