@@ -46,8 +46,11 @@ class ServingModule(tf.Module):
             raise ValueError(f"An output named {SCORE!r} would clash with the fused score; rename that task.")
         self.model = model
         # Keras 3 layers keep some variables in lists a SavedModel does not follow: listed here,
-        # every variable the serving functions use is saved and restored.
-        self.model_variables = list(model.variables)
+        # every variable the serving functions use is saved and restored. The tf.Variables
+        # themselves, not Keras 3's wrappers: a wrapper saves a copy of its variable, and
+        # TensorFlow's C++ loader (TF Serving's) would restore the copy while the graph reads
+        # the original.
+        self.model_variables = [v if isinstance(v, tf.Variable) else v.value for v in model.variables]
         method, names, weights = check_fusion(fusion, model.task_names if fusion is None else model.output_names)
         self.fusion_method = method
         self.fusion_weights = tf.Variable(weights, dtype=tf.float32, trainable=False, name="fusion_weights")
