@@ -35,6 +35,9 @@ MODELS = {
     "mmoe": ({"n_expert": 2, "expert_params": {"dims": [8]}}, {"method": "sum", "weights": {"ctr": 1.0, "cvr": 0.5}}),
     "esmm": ({}, {"method": "product", "weights": {"ctr": 1.0, "ctcvr": 2.0}}),
     "ple": ({"n_expert_specific": 1, "n_expert_shared": 1, "expert_params": {"dims": [8]}}, None),
+    "aitm": ({}, {"method": "product", "weights": {"ctr": 0.5, "cvr": 1.0}}),
+    "shared_bottom": ({}, None),
+    "single_task": ({}, {"method": "sum", "weights": {"cvr": 1.0}}),
 }
 # Longer than the 22 bytes a TF_TString holds inline: the C API allocates these on the heap.
 LONG = "a category nobody has seen, long enough for the heap"
