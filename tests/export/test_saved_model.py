@@ -3,8 +3,10 @@ changeable after loading, versions are atomic, and the warmup requests are valid
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -152,3 +154,41 @@ def test_saved_model_cli_lists_both_signatures(data, tmp_path):
     shown = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True, text=True, check=True).stdout
     for name in ("serving_default", "serve_tf_examples", "inputs['examples']", "inputs['user_id']", "outputs['score']", "outputs['cvr']"):
         assert name in shown
+
+
+CRASHING_EXPORT = """
+import pathlib, sys, time
+from tf_mtl.data import click_conversion
+from tf_mtl.export import export_saved_model, saved_model
+from tf_mtl.models import build_model
+
+base, ready = sys.argv[1], pathlib.Path(sys.argv[2])
+data = click_conversion(200, seed=0)
+model = build_model("shared_bottom", data.features, data.task_types, data.task_names)
+
+def stall(path, model_name, inputs):  # the SavedModel is half written when the process dies
+    ready.touch()
+    time.sleep(600)
+
+saved_model.write_warmup = stall
+export_saved_model(model, base)
+"""
+
+
+def test_a_process_killed_mid_export_leaves_no_version(data, tmp_path):
+    base, ready = tmp_path / "ranker", tmp_path / "ready"
+    child = subprocess.Popen([sys.executable, "-c", CRASHING_EXPORT, str(base), str(ready)])
+    try:
+        for _ in range(600):
+            if ready.exists() or child.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert ready.exists(), "the export never reached the warmup file"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    # The half-written export is a hidden folder: no version is visible, and the next export is 1.
+    assert next_version(base) == 1
+    assert all(name.startswith(".") for name in os.listdir(base))
+    path = export_saved_model(small_model("mmoe", data), base)
+    assert path.endswith("1") and tf.saved_model.load(path).signatures["serving_default"] is not None
