@@ -128,3 +128,14 @@ def test_a_run_killed_in_epoch_two_resumes_to_the_same_weights(tmp_path, mode):
             np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
     with open(killed / "history.json") as file:
         assert [r["epoch"] for r in json.load(file)] == [1, 2, 3]
+
+
+def test_fit_without_resume_starts_over(click, click_loaders, tmp_path):
+    train, val, _ = click_loaders
+    trainer = MTLTrainer(tiny_model(click[0]), n_epoch=1, model_path=str(tmp_path), verbose=0)
+    assert [r["epoch"] for r in trainer.fit(train.take(5), val)] == [1]
+    # Resumed, the finished run trains no further; started over, it trains its epoch again.
+    assert [r["epoch"] for r in trainer.fit(train.take(5), val)] == [1]
+    assert int(trainer.optimizer.iterations.numpy()) == 5
+    assert [r["epoch"] for r in trainer.fit(train.take(5), val, resume=False)] == [1]
+    assert int(trainer.optimizer.iterations.numpy()) == 10

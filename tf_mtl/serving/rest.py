@@ -172,12 +172,23 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
             return self._send_error(error)
         self._send(200, payload)
 
+    def _discard(self, length, chunk=1 << 16):
+        """Reads and drops a refused body (up to 4x the cap), so the client, still sending it,
+        gets the 413 rather than a broken pipe; beyond that the connection is simply closed."""
+        remaining = min(length, 4 * self.server.max_request_bytes)
+        while remaining > 0:
+            read = self.rfile.read(min(chunk, remaining))
+            if not read:
+                return
+            remaining -= len(read)
+
     def do_POST(self):
         server = self.server
         try:
             length = int(self.headers.get("Content-Length", 0))
             if length > server.max_request_bytes:
                 self.close_connection = True
+                self._discard(length)
                 raise ServingError(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     f"Request of {length} bytes is larger than the maximum {server.max_request_bytes} bytes.",

@@ -73,7 +73,10 @@ class MTLTrainer:
             logs (``logs/``) and ``training_curves.png``. Under ``MultiWorkerMirroredStrategy``
             workers other than the chief write to ``model_path/worker_<index>``.
         strategy: a ``tf.distribute`` strategy (``MirroredStrategy``,
-            ``MultiWorkerMirroredStrategy``); overrides ``device`` and ``gpus``.
+            ``MultiWorkerMirroredStrategy``); overrides ``device`` and ``gpus``. Each global
+            batch is split over the replicas; under ``MultiWorkerMirroredStrategy`` every
+            worker reads the whole dataset and takes its slice, so every worker's dataset
+            must yield the same batches in the same order (a seeded shuffle).
         monitor: what early stopping watches (see ``Monitor``): ``"cvr/auc"``, ``"loss"``,
             ``{"ctr/auc": 0.3, "cvr/auc": 0.7}``; default the mean AUC of the tasks.
         label_weights, loss_masks: as in ``MultiTaskModel.compile``.
@@ -148,7 +151,8 @@ class MTLTrainer:
                 batches, reshuffled each epoch if it shuffles.
             val_dataloader: ``(x, y)`` batches scored after each epoch; without it, early
                 stopping watches the training loss.
-            resume: continue from the last checkpoint under ``model_path`` if there is one.
+            resume: continue from the last checkpoint under ``model_path`` if there is one
+                (a run that already ended returns its history); ``False`` starts over.
 
         Returns:
             A list with one dict per epoch: ``train`` losses, ``val`` figures, ``weights``,
@@ -175,6 +179,10 @@ class MTLTrainer:
         best_model = tf.train.Checkpoint(model=self.model, variables=model_variables)
         best = tf.train.CheckpointManager(best_model, os.path.join(self.model_path, "best"), 1)
         self.history = []
+        if not resume:
+            # A new run: the loop starts over (its checkpoints replace the old ones).
+            for variable, start in ((self._epoch, 0), (self._best, -math.inf), (self._wait, 0), (self._batches, 0)):
+                variable.assign(start)
         if resume and manager.latest_checkpoint:
             checkpoint.restore(manager.latest_checkpoint).assert_consumed()
             self.history = [r for r in self._read_history() if r["epoch"] <= int(self._epoch.numpy())]

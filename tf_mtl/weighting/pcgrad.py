@@ -32,6 +32,7 @@ class PCGrad(LossWeighting):
     def weigh(self, losses, task_gradients=None):
         originals = [flatten(g) for g in task_gradients]
         n = len(originals)
+        stacked = tf.stack(originals)
         projected = []
         for i in range(n):
             g = originals[i]
@@ -39,7 +40,6 @@ class PCGrad(LossWeighting):
             if self.shuffle and n > 2:
                 seed = tf.stack([tf.cast(self.seed + i, tf.int64), self.step])
                 others = tf.gather(others, tf.argsort(tf.random.stateless_uniform([n - 1], seed)))
-            stacked = tf.stack(originals)
             for k in range(n - 1):
                 other = tf.gather(stacked, others[k])
                 dot = tf.tensordot(g, other, 1)

@@ -22,6 +22,12 @@ def all_reduce(value):
     return value if context is None else context.all_reduce(SUM, value)
 
 
+def _finite(gradient):
+    """Non-finite entries as 0: a float16 step that overflows is skipped by the loss-scale
+    optimizer, and must not leave inf in a weighting's state (MetaBalance's averages)."""
+    return tf.where(tf.math.is_finite(gradient), gradient, tf.zeros_like(gradient))
+
+
 def _dense(gradient, variable):
     """A dense gradient with the variable's static shape (an ``IndexedSlices`` made dense has
     none, and collective all-reduce groups tensors by their static shapes)."""
@@ -95,7 +101,7 @@ def train_step(model, weighting, optimizer, x, y, sample_weight=None):
         task_gradients = [
             all_reduce(
                 [
-                    _dense(g, v) / scale
+                    _finite(_dense(g, v) / scale)
                     for g, v in zip(tape.gradient(term, gradient_variables, output_gradients=scale), gradient_variables)
                 ]
             )
@@ -116,12 +122,13 @@ def train_step(model, weighting, optimizer, x, y, sample_weight=None):
         # global batch's, and every replica hands it over: divide by the replica count.
         replaced = {id(v): g * (scale / float(replicas())) for v, g in zip(gradient_variables, weighted.shared_gradients)}
         extras = dict(zip(map(id, gradient_variables), tape.gradient(extra, gradient_variables, output_gradients=scale)))
-        own = tape.gradient(total, model_variables, output_gradients=scale)
+        rest = [v for v in model_variables if id(v) not in replaced]
+        own = dict(zip(map(id, rest), tape.gradient(total, rest, output_gradients=scale) if rest else []))
         model_gradients = [
             replaced[id(v)] + (0.0 if extras[id(v)] is None else tf.convert_to_tensor(extras[id(v)]))
             if id(v) in replaced
-            else g
-            for v, g in zip(model_variables, own)
+            else own[id(v)]
+            for v in model_variables
         ]
         weighting_gradients = []
     if weighted.variable_gradients is not None:
