@@ -1,4 +1,5 @@
-"""Per-example task losses, and their (masked, weighted) mean over a batch."""
+"""Per-example task losses. Their weighted mean over a batch is the model's ``loss_sums``
+ratio, summed over replicas first (``tf_mtl.weighting.step``)."""
 
 import tensorflow as tf
 
@@ -17,11 +18,3 @@ def squared_error(labels, predictions):
 
 
 TASK_LOSSES = {"classification": log_loss, "regression": squared_error}
-
-
-def weighted_mean(values, weights=None):
-    """Mean of ``values`` weighted by ``weights`` (a mask, sample weights or both); 0 if no weight."""
-    if weights is None:
-        return tf.reduce_mean(values)
-    weights = tf.cast(weights, values.dtype)
-    return tf.math.divide_no_nan(tf.reduce_sum(values * weights), tf.reduce_sum(weights))

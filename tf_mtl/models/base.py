@@ -22,7 +22,7 @@ from tf_mtl.compat import keras
 from tf_mtl.errors import did_you_mean
 from tf_mtl.features import FeatureEmbedding, features_from_config, features_to_config, keras_inputs, validate_features
 from tf_mtl.layers import Tower, check_mlp_params
-from tf_mtl.losses import TASK_LOSSES, weighted_mean
+from tf_mtl.losses import TASK_LOSSES
 from tf_mtl.tasks import make_tasks
 from tf_mtl import weighting as weighting_lib
 from tf_mtl.weighting import step as step_lib
