@@ -1,0 +1,1 @@
+"""TFX-style pipeline components that take raw data to a blessed, pushed SavedModel."""
