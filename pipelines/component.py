@@ -66,6 +66,8 @@ class Component:
     """
 
     INPUTS = ()
+    # Set by the runner before ``run``: a folder that survives an interrupted run of the same key.
+    work_dir = None
 
     def __init__(self, params=None, name=None, **inputs):
         self.name = name or type(self).__name__

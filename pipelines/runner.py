@@ -84,7 +84,12 @@ def run_pipeline(components, root, force=(), log=print):
             status = "run"
             log(f"{prefix}: running")
             old = _set_aside(path) if artifact is not None else None
+            # A stable scratch folder: a step killed midway (a long training) finds its own
+            # partial work there when the pipeline runs again.
+            component.work_dir = os.path.join(os.fspath(root), component.name, f".work-{key[:KEY_CHARS]}")
+            os.makedirs(component.work_dir, exist_ok=True)
             artifact = _run(component, inputs, key, path)
+            shutil.rmtree(component.work_dir, ignore_errors=True)
             if old:
                 shutil.rmtree(old, ignore_errors=True)
         seconds = time.perf_counter() - started

@@ -5,6 +5,7 @@ from tf_mtl.export.saved_model import (
     ServingModule,
     export_saved_model,
     next_version,
+    save_servable,
     to_examples,
     versions,
     warmup_inputs,
@@ -19,4 +20,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'tf_mtl.export' has no attribute {name!r}")
 
 
-__all__ = ["ServingModule", "export_onnx", "export_saved_model", "next_version", "to_examples", "versions", "warmup_inputs"]
+__all__ = ["ServingModule", "export_onnx", "export_saved_model", "next_version", "save_servable", "to_examples", "versions", "warmup_inputs"]

@@ -173,9 +173,18 @@ def export_saved_model(model, base_dir, version=None, fusion=None, warmup=None, 
     target = os.path.join(base_dir, str(version))
     if os.path.exists(target):
         raise FileExistsError(f"{target} exists; versions are never overwritten. Export a new version.")
+    return save_servable(model, target, fusion, warmup, model_name)
+
+
+def save_servable(model, path, fusion=None, warmup=None, model_name=None):
+    """Writes the SavedModel of ``export_saved_model`` at exactly ``path`` (which must not
+    exist), atomically; TFX Trainers write to their ``serving_model_dir`` this way."""
+    path = os.fspath(path)
+    if os.path.exists(path):
+        raise FileExistsError(f"{path} exists; a SavedModel is never written over another.")
     module = ServingModule(model, fusion)
     inputs = warmup_inputs(model.features) if warmup is None else warmup
-    with atomic_path(target) as partial:
+    with atomic_path(path) as partial:
         tf.saved_model.save(module, partial, signatures=module.signatures())
         extra = os.path.join(partial, "assets.extra")
         os.makedirs(extra, exist_ok=True)
@@ -188,4 +197,4 @@ def export_saved_model(model, base_dir, version=None, fusion=None, warmup=None, 
         }
         with open(os.path.join(extra, "tf_mtl.json"), "w") as file:
             json.dump(metadata, file, indent=1)
-    return target
+    return path

@@ -62,8 +62,11 @@ def parse_examples(serialized, features):
     parsed = tf.io.parse_example(serialized, parse_spec(features))
     for feature in features:
         if isinstance(feature, SequenceFeature):
-            recent = parsed[feature.name][:, -feature.max_len :]
-            parsed[feature.name] = recent.to_tensor(
-                default_value=feature.padding_value, shape=[None, feature.max_len]
-            )
+            parsed[feature.name] = pad_sequence(feature, parsed[feature.name])
     return parsed
+
+
+def pad_sequence(feature, ragged):
+    """A ragged batch of ids -> ``(batch, max_len)``: the last ``max_len`` ids of each row,
+    right-padded with the feature's ``padding_value``."""
+    return ragged[:, -feature.max_len :].to_tensor(default_value=feature.padding_value, shape=[None, feature.max_len])
