@@ -31,6 +31,8 @@ from tf_mtl.models import PRESETS
 from tf_mtl.tasks import TASK_TYPES
 
 TUNERS = ("random", "bayesian", "hyperband")
+# Paths set with --set are relative to the working folder, not to the config's.
+PATH_KEYS = ("data.path", "schema", "pipeline_root", "push.destination")
 EXECUTIONS = ("auto", "beam", "pandas")
 
 
@@ -179,11 +181,14 @@ def load_config(path, overrides=()):
         raise FileNotFoundError(f"No such pipeline config: {path}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections {list(SECTIONS)}. Received: {type(config).__name__}")
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {override!r}: expected key.path=value.")
-        set_path(config, key, yaml.safe_load(value))
+        value = os.path.abspath(value) if key in PATH_KEYS else yaml.safe_load(value)
+        set_path(config, key, value)
     try:
         return check_config(config, os.path.dirname(os.path.abspath(path)))
     except ConfigError as err:

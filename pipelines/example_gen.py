@@ -224,9 +224,12 @@ class ExampleGen(Component):
         key: the column whose hash picks the split (default: the whole row).
         list_columns: ``{column: delimiter}`` for columns holding joined lists.
         rows_per_shard: rows per TFRecord file.
+        execution: ``"auto"`` (Apache Beam when installed, else pandas), ``"beam"`` or ``"pandas"``.
+        beam_options: Beam pipeline arguments (default ``["--runner=DirectRunner"]``).
     """
 
-    def __init__(self, source, splits=None, key=None, list_columns=None, rows_per_shard=100_000, name=None):
+    def __init__(self, source, splits=None, key=None, list_columns=None, rows_per_shard=100_000, name=None,
+                 execution="auto", beam_options=None):
         splits = dict(splits or {"train": 0.8, "eval": 0.2})
         if "train" not in splits or "eval" not in splits or abs(sum(splits.values()) - 1) > 1e-6 or min(splits.values()) <= 0:
             raise ValueError(f"data.splits: need positive 'train' and 'eval' fractions summing to 1. Received: {splits}")

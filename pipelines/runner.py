@@ -21,9 +21,9 @@ KEY_CHARS = 16
 class PipelineStopped(RuntimeError):
     """A step decided the pipeline must not go on (serious anomalies, a model not blessed)."""
 
-    def __init__(self, step, reason, artifact):
+    def __init__(self, step, reason, artifact, results):
         super().__init__(f"{step}: {reason} (report: {artifact.path})")
-        self.step, self.reason, self.artifact = step, reason, artifact
+        self.step, self.reason, self.artifact, self.results = step, reason, artifact, results
 
 
 @dataclasses.dataclass
@@ -100,7 +100,7 @@ def run_pipeline(components, root, force=(), log=print):
         results.append(StepResult(component.name, status, seconds, artifact, summary))
         reason = component.stop_reason(artifact)
         if reason:
-            raise PipelineStopped(component.name, reason, artifact)
+            raise PipelineStopped(component.name, reason, artifact, results)
     return results
 
 

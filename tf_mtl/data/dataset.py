@@ -14,8 +14,9 @@ import math
 from typing import Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
+import pandas as pd
 
-from tf_mtl.features.spec import Feature, validate_features
+from tf_mtl.features.spec import Feature, SequenceFeature, validate_features
 from tf_mtl.tasks import TASK_TYPES
 
 
@@ -78,6 +79,24 @@ class MultiTaskData:
             return None if arrays is None else {name: values[indices] for name, values in arrays.items()}
 
         return dataclasses.replace(self, x=take(self.x), y=take(self.y), oracle=take(self.oracle))
+
+    def to_frame(self, sequence_sep="|"):
+        """The rows as a DataFrame of raw columns, as a CSV or Parquet file would hold them: one
+        column per feature (a sequence joined with ``sequence_sep``, its padding dropped; a dense
+        feature with ``embed_dim > 1`` as ``name_0``, ``name_1``...) and one per task's label."""
+        columns = {}
+        for feature in self.features:
+            values = self.x[feature.name]
+            if isinstance(feature, SequenceFeature):
+                columns[feature.name] = [
+                    sequence_sep.join(str(v) for v in row if v != feature.padding_value) for row in values.tolist()
+                ]
+            elif values.ndim == 2:
+                columns.update({f"{feature.name}_{i}": values[:, i] for i in range(values.shape[1])})
+            else:
+                columns[feature.name] = values
+        columns.update(self.y)
+        return pd.DataFrame(columns)
 
 
 class Splits(NamedTuple):
