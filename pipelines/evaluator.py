@@ -19,7 +19,9 @@ import tensorflow as tf
 import tf_mtl.models  # noqa: F401  (registers the model classes ``load_model`` needs)
 from pipelines.component import Component, file_digest
 from pipelines.example_gen import read_columns, read_types, split_files
-from pipelines.trainer import check_tasks, make_dataset, read_transform
+from pipelines.schema import check_tasks
+from pipelines.trainer import make_dataset
+from pipelines.transform import read_transform
 from tf_mtl.compat import keras
 from tf_mtl.export import versions
 from tf_mtl.export.saved_model import SCORE
@@ -233,7 +235,7 @@ class Evaluator(Component):
         unknown = sorted(set(self.params) - _PARAMS)
         if unknown:
             raise ValueError(f"{self.name}: unknown parameters {unknown}; expected some of {sorted(_PARAMS)}.")
-        check_tasks(self.params.get("tasks"), f"{self.name}.tasks")
+        check_tasks(self.params.get("tasks"), where=f"{self.name}.tasks")
         thresholds = self.params.get("thresholds") or {}
         if not isinstance(thresholds, dict) or not all(isinstance(v, (int, float)) for v in thresholds.values()):
             raise ValueError(f"{self.name}.thresholds: expected {{metric: number}}, e.g. {{'ctr/auc': 0.6}}. Received: {thresholds!r}")

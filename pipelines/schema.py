@@ -36,14 +36,15 @@ import yaml
 
 from pipelines.component import Component, file_digest
 from pipelines.statistics import read_statistics, read_value_counts
+from pipelines.checks import choice, integer, mapping, string
 from tf_mtl.errors import did_you_mean
+from tf_mtl.tasks import TASK_TYPES
 
 SCHEMA_FILE = "schema.yaml"
 SCHEMA_VERSION = 1
 TYPES = ("int", "float", "string")
 ROLES = ("feature", "label", "unused")
 FEATURE_KINDS = ("sparse", "sequence", "dense")
-TASK_TYPES = ("classification", "regression")
 TASK_KEYS = ("name", "type", "label", "positive")
 _CATEGORICAL_KEYS = ("name", "kind", "vocab_size", "max_vocab", "min_count", "embed_dim", "num_oov_buckets",
                      "shared_embed_name", "trainable")
@@ -63,29 +64,6 @@ _HEADER = (
     "# Data schema (see pipelines/schema.py for every key). Edit it and pass its path as\n"
     "# SchemaGen(pinned=...) to make it the contract that ExampleValidator checks.\n"
 )
-
-
-def _mapping(value, where):
-    if not isinstance(value, dict):
-        raise ValueError(f"{where}: expected a mapping. Received: {value!r}")
-    return value
-
-
-def _check_keys(entry, known, where, what):
-    for key in entry:
-        if key not in known:
-            raise ValueError(f"{where}.{key}: unknown {what} key" + did_you_mean(key, known, "Known keys"))
-
-
-def _choice(value, choices, where):
-    if value not in choices:
-        raise ValueError(f"{where}: unknown value. Received: {value!r}" + did_you_mean(value, choices, "Expected one of"))
-    return value
-
-
-def _positive_int(value, where):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{where}: expected a positive integer. Received: {value!r}")
 
 
 def _column(name, columns, where):
@@ -118,16 +96,16 @@ def check_features(entries, columns=None, where="features"):
         raise ValueError(f"{where}: expected a non-empty list of features. Received: {entries!r}")
     for i, entry in enumerate(entries):
         at = f"{where}[{i}]"
-        _mapping(entry, at)
+        mapping(entry, at)
         if not isinstance(entry.get("name"), str):
             raise ValueError(f"{at}.name: expected the column's name. Received: {entry.get('name')!r}")
-        kind = _choice(entry.get("kind"), FEATURE_KINDS, f"{at}.kind")
-        _check_keys(entry, FEATURE_KEYS[kind], at, f"{kind} feature")
+        kind = choice(entry.get("kind"), FEATURE_KINDS, f"{at}.kind")
+        mapping(entry, at, FEATURE_KEYS[kind], what=f"{kind} feature key")
         for key in ("max_vocab", "min_count"):
             if key in entry:
-                _positive_int(entry[key], f"{at}.{key}")
+                integer(entry[key], f"{at}.{key}")
         if "normalize" in entry:
-            _choice(entry["normalize"], NORMALIZATIONS, f"{at}.normalize")
+            choice(entry["normalize"], NORMALIZATIONS, f"{at}.normalize")
         _column(entry["name"], columns, f"{at}.name")
         if columns is not None:
             _check_feature_column(entry, columns[entry["name"]], at)
@@ -139,12 +117,17 @@ def check_tasks(tasks, columns=None, where="tasks"):
 
     A classification label must be an int or string column; a string label needs ``positive``.
     """
-    if not isinstance(tasks, (list, tuple)):
-        raise ValueError(f"{where}: expected a list of tasks. Received: {tasks!r}")
+    if not isinstance(tasks, (list, tuple)) or not tasks:
+        raise ValueError(f"{where}: expected a non-empty list of tasks. Received: {tasks!r}")
+    names = set()
     for i, task in enumerate(tasks):
         at = f"{where}[{i}]"
-        _check_keys(_mapping(task, at), TASK_KEYS, at, "task")
-        _choice(task.get("type"), TASK_TYPES, f"{at}.type")
+        mapping(task, at, TASK_KEYS, ("name", "type", "label"), what="task key")
+        string(task["name"], f"{at}.name")
+        if task["name"] in names:
+            raise ValueError(f"{at}.name: {task['name']!r} is used more than once.")
+        names.add(task["name"])
+        choice(task["type"], TASK_TYPES, f"{at}.type")
         _column(task.get("label"), columns, f"{at}.label")
         if columns is None or task["type"] != "classification":
             continue
@@ -217,13 +200,12 @@ def _number(value, where):
 
 
 def _check_column(column, where):
-    _mapping(column, where)
-    _check_keys(column, COLUMN_KEYS, where, "column")
+    mapping(column, where, COLUMN_KEYS, what="column key")
     for key in ("type", "list"):
         if key not in column:
             raise ValueError(f"{where}.{key}: required. Received: {column!r}")
-    kind = _choice(column["type"], TYPES, f"{where}.type")
-    _choice(column.get("role", "unused"), ROLES, f"{where}.role")
+    kind = choice(column["type"], TYPES, f"{where}.type")
+    choice(column.get("role", "unused"), ROLES, f"{where}.role")
     for key in ("list", "required", "required_column"):
         if not isinstance(column.get(key, False), bool):
             raise ValueError(f"{where}.{key}: expected true or false. Received: {column[key]!r}")
@@ -255,10 +237,10 @@ def _check_column(column, where):
 
 def check_schema(schema, where="schema"):
     """A parsed schema, checked, with every optional column key filled in; errors give the key path."""
-    _check_keys(_mapping(schema, where), ("version", "columns"), where, "schema")
+    mapping(schema, where, ("version", "columns"), what="schema key")
     if schema.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise ValueError(f"{where}: version: expected {SCHEMA_VERSION}. Received: {schema['version']!r}")
-    columns = _mapping(schema.get("columns"), f"{where}: columns")
+    columns = mapping(schema.get("columns"), f"{where}: columns")
     return {"version": SCHEMA_VERSION,
             "columns": {name: _check_column(column, f"{where}: columns.{name}") for name, column in columns.items()}}
 
@@ -289,7 +271,7 @@ class SchemaGen(Component):
 
     def __init__(self, params=None, name=None, **inputs):
         params = dict(params or {})
-        _check_keys(params, ("features", "tasks", "pinned"), "SchemaGen params", "SchemaGen")
+        mapping(params, "SchemaGen params", ("features", "tasks", "pinned"), what="SchemaGen key")
         super().__init__({"features": check_features(params.get("features")), "tasks": check_tasks(params.get("tasks") or []),
                           "pinned": params.get("pinned")}, name=name, **inputs)
 

@@ -24,6 +24,8 @@ import tensorflow as tf
 from pipelines.component import Component
 from pipelines.config import apply_hyperparameters, hyperparameter_values
 from pipelines.example_gen import split_files
+from pipelines.schema import check_tasks
+from pipelines.transform import TRANSFORM_FILE, read_transform  # noqa: F401  (TRANSFORM_FILE: until test_tuner imports it from transform)
 from tf_mtl.compat import keras
 from tf_mtl.export import save_servable
 from tf_mtl.features import DenseFeature, SequenceFeature, features_from_config
@@ -33,7 +35,6 @@ from tf_mtl.metrics import predict_with_labels
 from tf_mtl.models import build_model
 from tf_mtl.trainers import MTLTrainer
 
-TRANSFORM_FILE = "transform.json"
 _KINDS = {"int64_list": tf.int64, "float_list": tf.float32, "bytes_list": tf.string}
 SHUFFLE_BUFFER = 65_536
 
@@ -94,16 +95,6 @@ def _cast(value, dtype):
     return tf.cast(value, dtype)
 
 
-def check_tasks(tasks, where="tasks"):
-    """The ``tasks`` config: a list of ``{"name", "type", "label", optional "positive"}``."""
-    if not isinstance(tasks, (list, tuple)) or not tasks:
-        raise ValueError(f"{where}: expected a non-empty list of tasks. Received: {tasks!r}")
-    for i, task in enumerate(tasks):
-        if not isinstance(task, dict) or not {"name", "type", "label"} <= set(task):
-            raise ValueError(f"{where}[{i}]: needs 'name', 'type' and 'label'. Received: {task!r}")
-    return list(tasks)
-
-
 def make_dataset(files, features, tasks, defaults=None, batch_size=512, shuffle=False, seed=0, extra_labels=None):
     """``(x, y)`` batches from ``tf.Example`` files holding raw values.
 
@@ -162,13 +153,6 @@ def make_dataset(files, features, tasks, defaults=None, batch_size=512, shuffle=
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).apply(tf.data.experimental.assert_cardinality(-(-rows // batch_size)))
     return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-def read_transform(path):
-    """``(features, defaults)`` from a Transform output folder."""
-    with open(os.path.join(path, TRANSFORM_FILE)) as file:
-        record = json.load(file)
-    return features_from_config(record["features"], where=f"{path}/{TRANSFORM_FILE}: features"), record.get("defaults", {})
 
 
 def _strategy(name):
@@ -262,7 +246,7 @@ def run_fn(fn_args):
     """
     custom = dict(fn_args.custom_config or {})
     config = apply_hyperparameters(custom, hyperparameter_values(getattr(fn_args, "hyperparameters", None)))
-    check_tasks(config.get("tasks"), "custom_config.tasks")
+    check_tasks(config.get("tasks"), where="custom_config.tasks")
     if "features" in config:
         features = features_from_config(config["features"], where="custom_config.features")
         defaults = config.get("defaults", {})

@@ -146,10 +146,10 @@ def build_features(entries, statistics, value_counts, schema_columns):
     return validate_features(features), defaults, derived
 
 
-def read_transform(artifact):
-    """``(features, defaults)`` of a Transform artifact: the tf_mtl feature spec (a tuple) and
-    ``{column: value for missing values}``."""
-    path = artifact.file(TRANSFORM_FILE)
+def read_transform(path):
+    """``(features, defaults)`` of a Transform output folder: the tf_mtl feature spec (a tuple)
+    and ``{column: value for missing values}``."""
+    path = os.path.join(path, TRANSFORM_FILE)
     with open(path) as file:
         record = json.load(file)
     return features_from_config(record["features"], f"{path}: features"), record["defaults"]

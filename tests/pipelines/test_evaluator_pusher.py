@@ -15,7 +15,8 @@ from pipelines.evaluator import EVALUATION_FILE, Evaluator, checks, read_evaluat
 from pipelines.example_gen import ExampleGen, Source
 from pipelines.pusher import PUSHED_FILE, Pusher, push
 from pipelines.runner import run_pipeline
-from pipelines.trainer import TRANSFORM_FILE, FnArgs, make_dataset, run_fn
+from pipelines.trainer import FnArgs, make_dataset, run_fn
+from pipelines.transform import TRANSFORM_FILE
 from tf_mtl.compat import keras
 from tf_mtl.data import click_conversion
 from tf_mtl.export import versions
