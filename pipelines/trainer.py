@@ -25,7 +25,7 @@ from pipelines.component import Component
 from pipelines.config import apply_hyperparameters, hyperparameter_values
 from pipelines.example_gen import split_files
 from pipelines.schema import check_tasks
-from pipelines.transform import TRANSFORM_FILE, read_transform  # noqa: F401  (TRANSFORM_FILE: until test_tuner imports it from transform)
+from pipelines.transform import read_transform
 from tf_mtl.compat import keras
 from tf_mtl.export import save_servable
 from tf_mtl.features import DenseFeature, SequenceFeature, features_from_config
