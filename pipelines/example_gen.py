@@ -167,11 +167,18 @@ def write_shards(examples, directory, rows_per_shard):
                 writer.write(example)
 
 
+PARSE_DTYPES = {"int": tf.int64, "float": tf.float32, "string": tf.string}
+
+
+def parse_spec(types, names=None):
+    """The ``tf.io.parse_example`` spec of columns: ragged, so a missing value is a row of length 0."""
+    return {name: tf.io.RaggedFeature(PARSE_DTYPES[types[name]["type"]]) for name in (types if names is None else names)}
+
+
 def read_columns(root, split, types, names=None, batch_size=8192):
     """Reads columns of one split back as ``Column``s (values flat, per-row lengths)."""
     names = list(types) if names is None else list(names)
-    dtypes = {"int": tf.int64, "float": tf.float32, "string": tf.string}
-    spec = {name: tf.io.RaggedFeature(dtypes[types[name]["type"]]) for name in names}
+    spec = parse_spec(types, names)
     dataset = tf.data.TFRecordDataset(split_files(root, split), compression_type="GZIP").batch(batch_size)
     dataset = dataset.map(lambda s: tf.io.parse_example(s, spec), num_parallel_calls=tf.data.AUTOTUNE)
     values = {name: [] for name in names}
@@ -239,6 +246,10 @@ class ExampleGen(Component):
             name=name,
         )
         self.source = source
+        from pipelines.beam import use_beam  # pipelines.beam imports this module
+
+        # Not params: both executions write the same examples, so the cache key ignores how.
+        self.use_beam, self.beam_options = use_beam(execution), beam_options
 
     def fingerprint(self):
         return self.source.fingerprint()
@@ -246,16 +257,23 @@ class ExampleGen(Component):
     def run(self, inputs, output_dir):
         frame = self.source.read()
         types = column_types(frame, self.params["list_columns"])
-        assignment = split_assignment(frame, self.params["splits"], self.params["key"])
-        rows = {}
-        for split in self.params["splits"]:
-            part = frame[assignment == split]
-            write_shards(to_examples(part, types), split_dir(output_dir, split), self.params["rows_per_shard"])
-            rows[split] = len(part)
+        if self.use_beam:
+            from pipelines.beam import write_examples  # pipelines.beam imports this module
+
+            rows = write_examples(frame, types, self.params["splits"], self.params["key"], output_dir,
+                                  self.params["rows_per_shard"], self.beam_options)
+        else:
+            assignment = split_assignment(frame, self.params["splits"], self.params["key"])
+            rows = {}
+            for split in self.params["splits"]:
+                part = frame[assignment == split]
+                write_shards(to_examples(part, types), split_dir(output_dir, split), self.params["rows_per_shard"])
+                rows[split] = len(part)
         with open(os.path.join(output_dir, COLUMNS_FILE), "w") as file:
             json.dump(types, file, indent=1)
-        return {"rows": rows, "columns": len(types)}
+        return {"rows": rows, "columns": len(types), "execution": "beam" if self.use_beam else "pandas"}
 
     def describe(self, artifact):
         rows = artifact.figures["rows"]
-        return f"{artifact.figures['columns']} columns; rows " + ", ".join(f"{k} {v:,}" for k, v in rows.items())
+        return f"{artifact.figures['columns']} columns; rows " + ", ".join(f"{k} {v:,}" for k, v in rows.items()) + (
+            f" ({artifact.figures['execution']})")

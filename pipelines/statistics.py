@@ -248,27 +248,42 @@ class StatisticsGen(Component):
     """Computes the statistics of every split of ExampleGen's examples.
 
     Args:
+        params: ``{"execution": "auto" | "beam" | "pandas", "beam_options": [...]}`` (how, not
+            what: the statistics are the same either way, so neither is part of the cache key).
         examples: the ExampleGen step.
         name: the step's name (default ``"StatisticsGen"``).
     """
 
     INPUTS = ("examples",)
 
+    def __init__(self, params=None, name=None, **inputs):
+        from pipelines.beam import use_beam  # pipelines.beam imports this module
+
+        params = dict(params or {})
+        self.use_beam, self.beam_options = use_beam(params.pop("execution", "auto")), params.pop("beam_options", None)
+        super().__init__(params, name, **inputs)
+
     def run(self, inputs, output_dir):
         examples = inputs["examples"]
         types = read_types(examples)
         splits = {}
         for split in examples.figures["rows"]:
-            accumulator = StatisticsAccumulator(types)
-            accumulator.add(read_columns(examples.path, split, types))
-            result = accumulator.result()
+            if self.use_beam:
+                from pipelines.beam import compute_statistics  # pipelines.beam imports this module
+
+                result = compute_statistics(examples.path, split, types, self.beam_options)
+            else:
+                accumulator = StatisticsAccumulator(types)
+                accumulator.add(read_columns(examples.path, split, types))
+                result = accumulator.result()
             for column, value_counts in result["value_counts"].items():
                 write_value_counts(output_dir, split, column, value_counts)
             splits[split] = {"rows": result["rows"], "columns": result["columns"]}
         with open(os.path.join(output_dir, STATISTICS_FILE), "w") as file:
             json.dump({"splits": splits}, file, indent=1)
-        return {"rows": {split: stats["rows"] for split, stats in splits.items()}, "columns": len(types)}
+        return {"rows": {split: stats["rows"] for split, stats in splits.items()}, "columns": len(types),
+                "execution": "beam" if self.use_beam else "pandas"}
 
     def describe(self, artifact):
         rows = ", ".join(f"{split} {count:,}" for split, count in artifact.figures["rows"].items())
-        return f"rows {rows}; {artifact.figures['columns']} columns"
+        return f"rows {rows}; {artifact.figures['columns']} columns ({artifact.figures['execution']})"

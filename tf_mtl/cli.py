@@ -19,8 +19,10 @@ def _report(results_or_error):
     if not pushed.get("pushed"):
         print(f"\nNo model pushed: {pushed.get('reason', 'not blessed')}.", file=sys.stderr)
         return 1
-    base = os.path.dirname(pushed["path"])
-    print(f"\nBlessed model pushed to {pushed['path']}. Serve it with:\n"
+    path = os.path.relpath(pushed["path"])
+    path = pushed["path"] if path.startswith("..") else path
+    base = os.path.dirname(path)
+    print(f"\nBlessed model pushed to {path}. Serve it with:\n"
           f"  tf-mtl serve --model_name {os.path.basename(base)} --model_base_path {base}")
     return 0
 
