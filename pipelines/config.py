@@ -16,7 +16,9 @@ looked up in fixed tables.
     evaluation: {slice_by: user_city, thresholds: {ctr/auc: 0.6}, tolerance: 0.01}
     push: {destination: saved_models}
 
-Relative paths are relative to the config file's folder.
+Relative paths in the file are relative to its folder; ``pipeline_root`` (default
+``pipeline_runs/<name>``) and ``push.destination`` (default ``saved_models``) default to folders
+of the working folder.
 """
 
 import copy
@@ -43,7 +45,9 @@ def check_config(config, base_dir="."):
     config = copy.deepcopy(mapping(config, "config", SECTIONS, ("name", "data", "features", "tasks", "model")))
     name = string(config["name"], "name")
     resolve = lambda path: os.path.normpath(os.path.join(base_dir, path))  # noqa: E731
-    config["pipeline_root"] = resolve(config.get("pipeline_root") or os.path.join("pipeline_runs", name))
+    # Paths written in the file are relative to its folder; the defaults to the working folder.
+    config["pipeline_root"] = resolve(config["pipeline_root"]) if config.get("pipeline_root") else os.path.abspath(
+        os.path.join("pipeline_runs", name))
 
     data = mapping(config["data"], "data", ("path", "format", "key", "splits", "read_options", "execution", "beam_options"), ("path",))
     data["path"] = resolve(string(data["path"], "data.path"))
@@ -67,7 +71,7 @@ def check_config(config, base_dir="."):
 
     training = mapping(config.setdefault("training", {}), "training", (
         "epochs", "batch_size", "optimizer", "weighting", "loss_masks", "label_weights", "monitor",
-        "earlystop_patience", "seed", "strategy", "train_steps", "eval_steps",
+        "earlystop_patience", "seed", "strategy", "devices", "train_steps", "eval_steps",
     ))
     for key, default in (("epochs", 2), ("batch_size", 512), ("seed", 0)):
         training[key] = integer(training.get(key, default), f"training.{key}", 0 if key == "seed" else 1)
@@ -76,6 +80,9 @@ def check_config(config, base_dir="."):
             integer(training[key], f"training.{key}")
     training["optimizer"] = mapping(training.get("optimizer") or {"lr": 1e-3}, "training.optimizer", ("name", "lr", "weight_decay", "learning_rate"))
     choice(training.get("strategy", "default"), ("default", "mirrored", "multi_worker"), "training.strategy")
+    if training.get("devices") is not None and not (
+            isinstance(training["devices"], list) and all(isinstance(d, str) for d in training["devices"])):
+        fail("training.devices", "a list of device names such as '/gpu:0'", training["devices"])
 
     if config.get("tuning"):
         tuning = mapping(config["tuning"], "tuning", ("algorithm", "max_trials", "epochs", "objective", "space", "seed", "samples"), ("space",))
@@ -99,7 +106,7 @@ def check_config(config, base_dir="."):
     evaluation["tolerance"] = number(evaluation.get("tolerance", 0.01), "evaluation.tolerance", 0)
 
     push = mapping(config.setdefault("push", {}), "push", ("destination", "model_name"))
-    push["destination"] = resolve(push.get("destination", "saved_models"))
+    push["destination"] = resolve(push["destination"]) if "destination" in push else os.path.abspath("saved_models")
     push["model_name"] = string(push.get("model_name", name), "push.model_name")
     return config
 

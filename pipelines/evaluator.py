@@ -25,6 +25,7 @@ from pipelines.transform import read_transform
 from tf_mtl.compat import keras
 from tf_mtl.export import versions
 from tf_mtl.export.saved_model import SCORE
+from tf_mtl.features import features_from_config
 from tf_mtl.metrics import auc, score
 from tf_mtl.training.monitor import direction
 
@@ -58,20 +59,25 @@ class _Outputs:
         return {k: v for k, v in self.model.metric_terms(labels).items() if k in self.names}
 
 
-def predict(signatures, dataset):
-    """Runs every signature on each ``(x, y)`` batch of ``dataset`` (one pass).
+def predict(signature, dataset):
+    """Runs a serving signature on each ``(x, y)`` batch of ``dataset``.
 
-    Returns ``(outputs, labels)``: ``{model: {output: scores}}`` and ``{column: labels}``, numpy.
+    Returns ``(outputs, labels)``: ``{output: scores}`` and ``{column: labels}``, numpy.
     """
-    outputs = {name: collections.defaultdict(list) for name in signatures}
-    labels = collections.defaultdict(list)
+    outputs, labels = collections.defaultdict(list), collections.defaultdict(list)
     for x, y in dataset:
-        for name, signature in signatures.items():
-            for output, value in signature(**x).items():
-                outputs[name][output].append(value.numpy().reshape(-1))
+        for output, value in signature(**x).items():
+            outputs[output].append(value.numpy().reshape(-1))
         for column, value in y.items():
             labels[column].append(value.numpy().reshape(-1))
-    return {name: _concat(d) for name, d in outputs.items()}, _concat(labels)
+    return _concat(outputs), _concat(labels)
+
+
+def served_features(path):
+    """The feature spec a tf_mtl SavedModel takes (its ``assets.extra/tf_mtl.json``)."""
+    record = os.path.join(path, "assets.extra", "tf_mtl.json")
+    with open(record) as file:
+        return features_from_config(json.load(file)["features"], where=f"{record}: features")
 
 
 def _concat(batches):
@@ -153,7 +159,7 @@ def _cell(value):
 def write_report(evaluation, path):
     """``report.md``: the verdict, the metrics against the baseline and thresholds, the slices."""
     baseline = evaluation["baseline"] or {}
-    base_metrics = baseline.get("metrics", {})
+    base_metrics = baseline.get("metrics") or {}
     limits = {c["metric"]: c["limit"] for c in evaluation["checks"] if c["check"] == "threshold"}
     lines = [f"# Evaluation: {'blessed' if evaluation['blessed'] else 'not blessed'}", ""]
     lines += [f"- {reason}" for reason in evaluation["reasons"]]
@@ -180,7 +186,7 @@ def plot_report(evaluation, path):
     figure = Figure(figsize=(14 if sliced else 7, 4), layout="constrained")
     axes = figure.subplots(1, 2 if sliced else 1, squeeze=False)[0]
     names = list(evaluation["metrics"])
-    base = (evaluation["baseline"] or {}).get("metrics", {})
+    base = (evaluation["baseline"] or {}).get("metrics") or {}
     positions = np.arange(len(names))
     axes[0].bar(positions - 0.2, [_nan(evaluation["metrics"][n]) for n in names], 0.4, label="candidate")
     if base:
@@ -253,15 +259,25 @@ class Evaluator(Component):
         batch_size = params.get("batch_size") or (params.get("training") or {}).get("batch_size", 512)
         features, defaults = read_transform(inputs["transform"].path)
         examples = inputs["examples"]
-        dataset = make_dataset(split_files(examples.path, "eval"), features, tasks, defaults, batch_size)
+        files = split_files(examples.path, "eval")
         model = keras.models.load_model(inputs["model"].file("run", "model.keras"))
-        paths = {"candidate": inputs["model"].file("serving")}
+        # The loaded object owns the variables: kept alive while its signature runs.
+        loaded = tf.saved_model.load(inputs["model"].file("serving"))
+        outputs = {}
+        outputs["candidate"], labels = predict(
+            loaded.signatures["serving_default"], make_dataset(files, features, tasks, defaults, batch_size))
         baseline_path = latest_version(params.get("baseline_dir"))
+        baseline_error = None
         if baseline_path:
-            paths["baseline"] = baseline_path
-        # The loaded objects own the variables: kept alive while their signatures run.
-        loaded = {name: tf.saved_model.load(path) for name, path in paths.items()}
-        outputs, labels = predict({n: m.signatures["serving_default"] for n, m in loaded.items()}, dataset)
+            # The baseline reads the same rows through its own feature spec (it may take other
+            # features); the dataset is unshuffled, so its rows align with the candidate's.
+            try:
+                spec = served_features(baseline_path)
+                data = make_dataset(files, spec, tasks, {k: v for k, v in defaults.items() if k in {f.name for f in spec}}, batch_size)
+                baseline = tf.saved_model.load(baseline_path)
+                outputs["baseline"], _ = predict(baseline.signatures["serving_default"], data)
+            except (OSError, KeyError, ValueError, tf.errors.OpError) as err:
+                baseline_error = f"the baseline cannot score the eval split, so it is not compared: {type(err).__name__}: {err}"
         fused_label = next((t["name"] for t in tasks if t["type"] == "classification"), None)
 
         def measure(name, rows=None):
@@ -279,7 +295,10 @@ class Evaluator(Component):
             groups = {ALL: np.arange(evaluation["rows"]), **slice_rows(column, evaluation["slice_by"])}
             evaluation["slices"] = {str(v): {"rows": len(rows), "metrics": measure("candidate", rows)} for v, rows in groups.items()}
         evaluation["baseline"] = None
-        if baseline_path:
+        if baseline_error:
+            evaluation["baseline"] = {"path": baseline_path, "version": int(os.path.basename(baseline_path)),
+                                      "metrics": None, "notes": [baseline_error[:2000]]}
+        elif baseline_path:
             lacking = sorted(set(outputs["candidate"]) - set(outputs["baseline"]))
             evaluation["baseline"] = {
                 "path": baseline_path,

@@ -155,11 +155,12 @@ def make_dataset(files, features, tasks, defaults=None, batch_size=512, shuffle=
     return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def _strategy(name):
+def _strategy(name, devices=None):
+    """The ``training.strategy`` (``devices``: MirroredStrategy's, default every GPU or the CPU)."""
     if name in (None, "default"):
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"training.strategy: expected 'default', 'mirrored' or 'multi_worker'. Received: {name!r}")
@@ -189,7 +190,7 @@ def train(config, features, defaults, train_files, eval_files, run_dir, train_st
     """Builds and trains the configured model with ``MTLTrainer``; returns ``(model, trainer)``."""
     training = config.get("training") or {}
     keras.utils.set_random_seed(training.get("seed", 0))
-    strategy = _strategy(training.get("strategy"))
+    strategy = _strategy(training.get("strategy"), training.get("devices"))
     model = build(config, features, strategy)
     batch_size = training.get("batch_size", 512)
     extra = mask_columns(config)
@@ -270,6 +271,7 @@ def run_fn(fn_args):
         "fusion": fusion,
         "fusion_search": search,
         "parameters": int(model.count_params()),
+        "replicas": trainer.strategy.num_replicas_in_sync,
         "seconds": round(time.perf_counter() - started, 1),
     }
     with open(os.path.join(fn_args.model_run_dir, "training.json"), "w") as file:

@@ -38,3 +38,4 @@ def test_python_examples_run(tmp_path):
         assert result.returncode == 0, f"README python block {i} failed:\n{result.stderr[-3000:]}"
     assert (tmp_path / "mmoe.keras").exists()
     assert (tmp_path / "runs" / "mmoe" / "checkpoints" / "checkpoint").exists()
+    assert (tmp_path / "saved_models" / "ranker" / "1" / "saved_model.pb").exists()

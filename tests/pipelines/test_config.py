@@ -10,7 +10,8 @@ def _write(tmp_path, text):
     return str(path)
 
 
-def test_defaults_and_relative_paths(tmp_path):
+def test_defaults_and_relative_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path / "..")
     path = _write(tmp_path, """
 name: demo
 data: {path: data/impressions.csv}
@@ -20,8 +21,8 @@ model: {name: mmoe}
 """)
     config = load_config(path)
     assert config["data"]["path"] == str(tmp_path / "data" / "impressions.csv")
-    assert config["pipeline_root"] == str(tmp_path / "pipeline_runs" / "demo")
-    assert config["push"] == {"destination": str(tmp_path / "saved_models"), "model_name": "demo"}
+    assert config["pipeline_root"] == str((tmp_path / ".." / "pipeline_runs" / "demo").resolve())
+    assert config["push"] == {"destination": str((tmp_path / ".." / "saved_models").resolve()), "model_name": "demo"}
     assert config["training"]["epochs"] == 2 and config["training"]["batch_size"] == 512
     assert config["data"]["splits"] == {"train": 0.8, "eval": 0.2}
     assert config["evaluation"]["tolerance"] == 0.01

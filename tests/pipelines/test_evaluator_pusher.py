@@ -232,3 +232,20 @@ def test_the_runner_reruns_the_evaluator_when_a_new_version_is_pushed(world, tmp
     assert ran == {"Evaluator": "run", "Pusher": "run"}
     assert steps[-2].artifact.figures["baseline_version"] == 2 and steps[-2].artifact.figures["blessed"]
     assert versions(str(base)) == [1, 2, 3]
+
+
+def test_a_baseline_with_other_features_is_scored_through_its_own_spec(world, tmp_path):
+    """The baseline reads the eval rows with its own feature spec; one it cannot score is
+    reported, not compared."""
+    baseline_dir = tmp_path / "pushed" / "ranker"
+    shutil.copytree(os.path.join(world["good"], "serving"), baseline_dir / "1")
+    record = baseline_dir / "1" / "assets.extra" / "tf_mtl.json"
+    spec = json.loads(record.read_text())
+    _, _, evaluation = _evaluate(world, world["good"], tmp_path / "a", baseline_dir=str(baseline_dir))
+    assert evaluation["baseline"]["metrics"]["ctr/auc"] == pytest.approx(evaluation["metrics"]["ctr/auc"])
+    spec["features"][0]["name"] = "no_such_column"
+    record.write_text(json.dumps(spec))
+    _, _, evaluation = _evaluate(world, world["good"], tmp_path / "b", baseline_dir=str(baseline_dir))
+    assert evaluation["baseline"]["metrics"] is None
+    assert "cannot score the eval split" in evaluation["baseline"]["notes"][0]
+    assert [c["check"] for c in evaluation["checks"]] == [] and evaluation["blessed"]

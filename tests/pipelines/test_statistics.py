@@ -90,6 +90,6 @@ def test_statistics_gen_writes_json_and_vocabularies(tmp_path):
     expected = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     assert read_value_counts(artifact, "train", "city", "string") == expected
     assert statistics["splits"]["train"]["columns"]["price"]["max"] == train["price"].max()
-    assert results[1].summary == f"rows train {len(train)}, eval {40 - len(train)}; 3 columns"
+    assert results[1].summary == f"rows train {len(train)}, eval {40 - len(train)}; 3 columns (pandas)"
     with open(artifact.file("statistics.json")) as file:
         assert json.load(file) == statistics

@@ -2,7 +2,10 @@
 
 import json
 import os
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,3 +108,15 @@ def test_missing_values_take_the_defaults_and_int_columns_feed_dense_features(ex
     price = x["item_price"].numpy()
     assert (price == -1.0).sum() > 0 and (price[price != -1.0] > 0).all()
     assert set(np.unique(y["ctr"].numpy())) == {0.0, 1.0}
+
+
+def test_run_fn_trains_under_the_strategy_the_config_names(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
+    run = subprocess.run([sys.executable, str(Path(__file__).with_name("_mirrored_run_fn.py")), str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-4000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == {"default": 1, "mirrored": 2}
+    # Two replicas train as one device does (see tests/training/test_distributed.py).
+    assert result["spread"] > 1e-3 and result["difference"] < 1e-4
