@@ -26,7 +26,7 @@ import uuid
 
 import tensorflow as tf
 
-from pipelines.example_gen import Column, Source, parse_spec, split_assignment, split_dir, split_files, to_examples
+from pipelines.example_gen import EXECUTIONS, Column, Source, parse_spec, split_assignment, split_dir, split_files, to_examples
 from pipelines.statistics import StatisticsAccumulator
 
 try:
@@ -39,7 +39,6 @@ try:
 except ImportError as err:  # the pandas path needs no Beam; beam_available() reports this
     beam, _IMPORT_ERROR = None, err
 
-EXECUTIONS = ("auto", "beam", "pandas")
 DEFAULT_OPTIONS = ("--runner=DirectRunner",)
 CHUNK_ROWS = 10_000
 BATCH_SIZE = 8192

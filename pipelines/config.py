@@ -22,19 +22,23 @@ of the working folder.
 """
 
 import copy
-import json
 import os
 
 import yaml
 
 from pipelines.checks import ConfigError, choice, fail, integer, mapping, number, string
+from pipelines.example_gen import EXECUTIONS, FORMATS, check_splits
+from pipelines.hyperparameters import set_path
 from pipelines.schema import check_features, check_tasks
-from tf_mtl.models import PRESETS
+from pipelines.trainer import STRATEGIES
+from pipelines.tuner import ALGORITHMS, search_space
+from tf_mtl import weighting
+from tf_mtl.features import DenseFeature, SparseFeature
+from tf_mtl.models import PRESETS, build_model
+from tf_mtl.training.monitor import Monitor, figure_names
 
-TUNERS = ("random", "bayesian", "hyperband")
 # Paths set with --set are relative to the working folder, not to the config's.
 PATH_KEYS = ("data.path", "schema", "pipeline_root", "push.destination")
-EXECUTIONS = ("auto", "beam", "pandas")
 
 
 SECTIONS = ("name", "pipeline_root", "data", "schema", "features", "tasks", "model", "training", "tuning", "fusion", "evaluation", "push")
@@ -51,11 +55,11 @@ def check_config(config, base_dir="."):
 
     data = mapping(config["data"], "data", ("path", "format", "key", "splits", "read_options", "execution", "beam_options"), ("path",))
     data["path"] = resolve(string(data["path"], "data.path"))
-    splits = mapping(data.setdefault("splits", {"train": 0.8, "eval": 0.2}), "data.splits", required=("train", "eval"))
-    for split, fraction in splits.items():
-        number(fraction, f"data.splits.{split}", 0, 1)
-    if abs(sum(splits.values()) - 1) > 1e-6:
-        fail("data.splits", "fractions summing to 1", splits)
+    check_splits(data.setdefault("splits", {"train": 0.8, "eval": 0.2}))
+    if data.get("format") is not None:
+        choice(data["format"], FORMATS, "data.format")
+    if data.get("key") is not None:
+        string(data["key"], "data.key")
     data["execution"] = choice(data.get("execution", "auto"), EXECUTIONS, "data.execution")
     if config.get("schema") is not None:
         config["schema"] = resolve(string(config["schema"], "schema"))
@@ -68,6 +72,7 @@ def check_config(config, base_dir="."):
     model = mapping(config["model"], "model", ("name", "params"), ("name",))
     choice(model["name"], sorted(PRESETS), "model.name")
     model["params"] = mapping(model.get("params") or {}, "model.params")
+    figures = _check_model(config)
 
     training = mapping(config.setdefault("training", {}), "training", (
         "epochs", "batch_size", "optimizer", "weighting", "loss_masks", "label_weights", "monitor",
@@ -79,36 +84,86 @@ def check_config(config, base_dir="."):
         if training.get(key) is not None:
             integer(training[key], f"training.{key}")
     training["optimizer"] = mapping(training.get("optimizer") or {"lr": 1e-3}, "training.optimizer", ("name", "lr", "weight_decay", "learning_rate"))
-    choice(training.get("strategy", "default"), ("default", "mirrored", "multi_worker"), "training.strategy")
+    for key in ("lr", "learning_rate", "weight_decay"):
+        if key in training["optimizer"]:
+            number(training["optimizer"][key], f"training.optimizer.{key}", 0)
+    choice(training.get("strategy", "default"), STRATEGIES, "training.strategy")
+    try:
+        weighting.get(training.get("weighting"))
+    except ValueError as err:
+        raise ConfigError(f"training.weighting: {err}") from None
+    tasks = [t["name"] for t in config["tasks"]]
+    for key in ("loss_masks", "label_weights"):
+        for task, value in mapping(training.get(key) or {}, f"training.{key}", tasks, what="task").items():
+            (string if key == "loss_masks" else number)(value, f"training.{key}.{task}")
+    _check_figures(training.get("monitor"), figures, "training.monitor")
     if training.get("devices") is not None and not (
             isinstance(training["devices"], list) and all(isinstance(d, str) for d in training["devices"])):
         fail("training.devices", "a list of device names such as '/gpu:0'", training["devices"])
 
     if config.get("tuning"):
         tuning = mapping(config["tuning"], "tuning", ("algorithm", "max_trials", "epochs", "objective", "space", "seed", "samples"), ("space",))
-        tuning["algorithm"] = choice(tuning.get("algorithm", "random"), TUNERS, "tuning.algorithm")
+        tuning["algorithm"] = choice(tuning.get("algorithm", "random"), list(ALGORITHMS), "tuning.algorithm")
         tuning["max_trials"] = integer(tuning.get("max_trials", 4), "tuning.max_trials")
         tuning["epochs"] = integer(tuning.get("epochs", 1), "tuning.epochs")
-        if not mapping(tuning["space"], "tuning.space"):
-            fail("tuning.space", "at least one parameter to tune", tuning["space"])
+        for key in ("seed", "samples"):
+            if tuning.get(key) is not None:
+                integer(tuning[key], f"tuning.{key}", 0 if key == "seed" else 1)
+        search_space(tuning["space"])
+        # The search scores the eval split's metrics; losses are not among them.
+        _check_figures(tuning.get("objective"), [f for f in figures if "/" in f], "tuning.objective")
 
     if config.get("fusion"):
         fusion = mapping(config["fusion"], "fusion", ("method", "weights", "search"))
         choice(fusion.get("method", "sum"), ("sum", "product"), "fusion.method")
         if ("weights" in fusion) == ("search" in fusion):
             raise ConfigError("fusion: give either weights or search.")
+        outputs = sorted({f.split("/")[0] for f in figures if "/" in f})
+        for output, weight in mapping(fusion.get("weights", {}), "fusion.weights", outputs, what="output").items():
+            number(weight, f"fusion.weights.{output}", 0)
         if "search" in fusion:
             mapping(fusion["search"], "fusion.search", ("metric", "grid_step", "method", "n_samples", "seed"), ("metric",))
 
-    evaluation = mapping(config.setdefault("evaluation", {}), "evaluation", ("slice_by", "thresholds", "tolerance", "batch_size"))
-    for metric, threshold in (evaluation.get("thresholds") or {}).items():
+    evaluation = mapping(config.setdefault("evaluation", {}), "evaluation",
+                         ("slice_by", "thresholds", "tolerance", "batch_size", "compare_to_pushed"))
+    if not isinstance(evaluation.get("compare_to_pushed", True), bool):
+        fail("evaluation.compare_to_pushed", "true or false", evaluation["compare_to_pushed"])
+    scores = [f for f in figures if "/" in f] + ["score/auc"]
+    for metric, threshold in mapping(evaluation.get("thresholds") or {}, "evaluation.thresholds", scores, what="metric").items():
         number(threshold, f"evaluation.thresholds.{metric}")
+    if evaluation.get("slice_by") is not None:
+        string(evaluation["slice_by"], "evaluation.slice_by")
+    if evaluation.get("batch_size") is not None:
+        integer(evaluation["batch_size"], "evaluation.batch_size")
     evaluation["tolerance"] = number(evaluation.get("tolerance", 0.01), "evaluation.tolerance", 0)
 
     push = mapping(config.setdefault("push", {}), "push", ("destination", "model_name"))
     push["destination"] = resolve(push["destination"]) if "destination" in push else os.path.abspath("saved_models")
     push["model_name"] = string(push.get("model_name", name), "push.model_name")
     return config
+
+
+def _check_model(config):
+    """Builds the model on placeholder features (only names and kinds matter here), so that a
+    wrong model parameter is reported now; returns the names of its validation figures."""
+    features = [DenseFeature(f["name"]) if f["kind"] == "dense" else SparseFeature(f["name"], 2, 2) for f in config["features"]]
+    tasks = config["tasks"]
+    try:
+        model = build_model(config["model"]["name"], features, [t["type"] for t in tasks], [t["name"] for t in tasks],
+                            **copy.deepcopy(config["model"]["params"]))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"model: {err}") from None
+    return figure_names(model, group_by=None)
+
+
+def _check_figures(spec, figures, where):
+    """A monitor spec (a figure name or ``{name: weight}``) names figures an epoch reports."""
+    if spec is None:
+        return
+    try:
+        Monitor(spec, None).check(figures)
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"{where}: {err.args[0].removeprefix('monitor: ')}") from None
 
 
 def load_config(path, overrides=()):
@@ -133,31 +188,3 @@ def load_config(path, overrides=()):
         return check_config(config, os.path.dirname(os.path.abspath(path)))
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
-
-
-def set_path(config, dotted, value):
-    """Sets ``config["a"]["b"]`` for ``"a.b"`` (creating mappings on the way)."""
-    node = config
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"{dotted}: {part!r} is not a mapping.")
-    node[parts[-1]] = value
-
-
-def hyperparameter_values(hyperparameters):
-    """``{dotted key: value}`` from a Tuner's output: KerasTuner's ``HyperParameters.get_config()``
-    (as TFX passes it), its ``values``, or a plain dict. JSON strings (lists) are decoded."""
-    if not hyperparameters:
-        return {}
-    values = hyperparameters.get("values", hyperparameters) if isinstance(hyperparameters, dict) else hyperparameters.values
-    return {k: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v for k, v in values.items()}
-
-
-def apply_hyperparameters(config, values):
-    """A copy of ``config`` with each dotted key (``model.params.n_expert``) set to its value."""
-    config = copy.deepcopy(config)
-    for key, value in values.items():
-        set_path(config, key, value)
-    return config

@@ -35,7 +35,7 @@ PLOT_FILE = "report.png"
 ALL = "all"
 MISSING = "(missing)"
 TOP_SLICES = 10
-_PARAMS = {"tasks", "training", "slice_by", "thresholds", "tolerance", "baseline_dir", "batch_size"}
+_PARAMS = {"tasks", "slice_by", "thresholds", "tolerance", "baseline_dir", "batch_size"}
 
 
 def latest_version(base_dir):
@@ -218,14 +218,14 @@ class Evaluator(Component):
 
     Args (``params``):
         tasks: ``[{"name", "type", "label", "positive"?}]``, as for the Trainer.
-        training: the Trainer's section; its ``batch_size`` is the default here.
         slice_by: a column of the examples: metrics for its 10 most frequent values too.
         thresholds: ``{"ctr/auc": 0.6, "cvr/rmse": 0.9}``: minimums for metrics where higher
             is better (AUC, GAUC), maximums for the others.
         tolerance: how much worse than the baseline a metric may be (default 0.01).
         baseline_dir: ``<destination>/<model_name>`` of the Pusher; its newest version is the
-            baseline (none: no comparison).
-        batch_size: rows per batch (default ``training.batch_size`` or 512).
+            baseline (none: no comparison). A baseline that cannot score the eval split (it
+            reads columns the data lacks) fails the comparison: the model is not blessed.
+        batch_size: rows per batch (default 512).
 
     Output: ``evaluation.json``, ``report.md``, ``report.png``.
 
@@ -256,7 +256,7 @@ class Evaluator(Component):
     def run(self, inputs, output_dir):
         params = self.params
         tasks = params["tasks"]
-        batch_size = params.get("batch_size") or (params.get("training") or {}).get("batch_size", 512)
+        batch_size = params.get("batch_size") or 512
         features, defaults = read_transform(inputs["transform"].path)
         examples = inputs["examples"]
         files = split_files(examples.path, "eval")
@@ -277,7 +277,9 @@ class Evaluator(Component):
                 baseline = tf.saved_model.load(baseline_path)
                 outputs["baseline"], _ = predict(baseline.signatures["serving_default"], data)
             except (OSError, KeyError, ValueError, tf.errors.OpError) as err:
-                baseline_error = f"the baseline cannot score the eval split, so it is not compared: {type(err).__name__}: {err}"
+                baseline_error = (f"the last pushed model {baseline_path} cannot score the eval split, so the candidate "
+                                  f"cannot be compared with it (set evaluation.compare_to_pushed: false to bless on "
+                                  f"thresholds alone): {type(err).__name__}: {err}")
         fused_label = next((t["name"] for t in tasks if t["type"] == "classification"), None)
 
         def measure(name, rows=None):
@@ -310,6 +312,8 @@ class Evaluator(Component):
             evaluation["metrics"], (evaluation["baseline"] or {}).get("metrics"),
             params.get("thresholds") or {}, params.get("tolerance", 0.01),
         )
+        if baseline_error:
+            evaluation["checks"].append({"check": "baseline", "metric": None, "passed": False, "reason": baseline_error[:2000]})
         evaluation["reasons"] = [c["reason"] for c in evaluation["checks"] if not c["passed"]]
         evaluation["blessed"] = not evaluation["reasons"]
         with open(os.path.join(output_dir, EVALUATION_FILE), "w") as file:

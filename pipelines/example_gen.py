@@ -16,11 +16,14 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from pipelines.checks import fail, mapping, number
 from pipelines.component import Component, file_digest
 from tf_mtl.data.census import NUMERIC_COLUMNS as CENSUS_NUMERIC_COLUMNS
 from tf_mtl.data.census import read_census_frame
 
 FORMATS = ("csv", "parquet", "census_income")
+# How the data pass runs: Apache Beam when it imports ("auto"), always Beam, or pandas.
+EXECUTIONS = ("auto", "beam", "pandas")
 COLUMNS_FILE = "columns.json"
 HASH_BUCKETS = 10_000
 
@@ -64,8 +67,11 @@ def read_source(path, format=None, read_options=None):
     return frame
 
 
-def _tokens(text, sep):
-    return [] if text is None or text is pd.NA or text == "" else str(text).split(sep)
+def _tokens(value, sep):
+    """The items of a list column's value: a delimiter-joined string, or a list (Parquet)."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [str(item) for item in value]
+    return [] if value is None or value is pd.NA or value == "" else str(value).split(sep)
 
 
 def column_types(frame, list_columns=None):
@@ -84,7 +90,7 @@ def column_types(frame, list_columns=None):
             raise ValueError(f"Column names must be strings. Received: {name!r}")
         if name in list_columns:
             items = [t for v in frame[name].dropna() for t in _tokens(v, list_columns[name])]
-            kind = "int" if items and all(_is_int(t) for t in items) else "string"
+            kind = "int" if items and all(_parses_as_int(t) for t in items) else "string"
             types[name] = {"type": kind, "list": True, "separator": list_columns[name]}
             continue
         dtype = frame[name].dtype
@@ -93,12 +99,24 @@ def column_types(frame, list_columns=None):
     return types
 
 
-def _is_int(text):
+def _parses_as_int(text):
     try:
         int(text)
         return True
     except ValueError:
         return False
+
+
+def check_splits(splits, where="data.splits"):
+    """``{"train": 0.8, "eval": 0.2, ...}``: positive fractions summing to 1, train and eval among them."""
+    mapping(splits, where, required=("train", "eval"))
+    for split, fraction in splits.items():
+        number(fraction, f"{where}.{split}", 0, 1)
+        if fraction <= 0:
+            fail(f"{where}.{split}", "a positive fraction", fraction)
+    if abs(sum(splits.values()) - 1) > 1e-6:
+        fail(where, "fractions summing to 1", splits)
+    return splits
 
 
 def split_assignment(frame, splits, key=None):
@@ -127,7 +145,7 @@ def _python_values(series, spec):
     missing = series.isna().to_numpy()
     values = series.astype(object).tolist()
     if spec["type"] == "float":
-        return [[] if m or not np.isfinite(v) and np.isnan(v) else [float(v)] for v, m in zip(values, missing)]
+        return [[] if m or np.isnan(v) else [float(v)] for v, m in zip(values, missing)]
     if spec["type"] == "int":
         return [[] if m else [int(v)] for v, m in zip(values, missing)]
     return [[] if m else [v] for v, m in zip(values, missing)]
@@ -237,9 +255,7 @@ class ExampleGen(Component):
 
     def __init__(self, source, splits=None, key=None, list_columns=None, rows_per_shard=100_000, name=None,
                  execution="auto", beam_options=None):
-        splits = dict(splits or {"train": 0.8, "eval": 0.2})
-        if "train" not in splits or "eval" not in splits or abs(sum(splits.values()) - 1) > 1e-6 or min(splits.values()) <= 0:
-            raise ValueError(f"data.splits: need positive 'train' and 'eval' fractions summing to 1. Received: {splits}")
+        splits = check_splits(dict(splits or {"train": 0.8, "eval": 0.2}))
         super().__init__(
             {"source": {"format": source.format, "read_options": source.read_options}, "splits": splits, "key": key,
              "list_columns": dict(list_columns or {}), "rows_per_shard": int(rows_per_shard)},

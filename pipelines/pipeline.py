@@ -19,6 +19,9 @@ from pipelines.tuner import Tuner
 from pipelines.validator import ExampleValidator
 
 
+TUNER_TRAINING_KEYS = ("batch_size", "seed", "optimizer", "weighting", "loss_masks", "label_weights", "monitor")
+
+
 def list_columns(features):
     """``{column: separator}`` of the sequence features (their columns hold joined lists)."""
     return {f["name"]: f.get("separator", "|") for f in features if f["kind"] == "sequence"}
@@ -34,21 +37,28 @@ def create_pipeline(config, frame=None):
         execution=data["execution"], beam_options=data.get("beam_options"),
     )
     statistics = StatisticsGen({"execution": data["execution"], "beam_options": data.get("beam_options")}, examples=examples)
-    schema = SchemaGen({"features": config["features"], "tasks": config["tasks"], "pinned": config.get("schema")}, statistics=statistics)
+    # The schema needs each feature's column and kind only: an embed_dim change does not rerun it.
+    kinds = [{"name": f["name"], "kind": f["kind"]} for f in config["features"]]
+    schema = SchemaGen({"features": kinds, "tasks": config["tasks"], "pinned": config.get("schema")}, statistics=statistics)
     validator = ExampleValidator({}, statistics=statistics, schema=schema)
     transform = Transform({"features": config["features"]}, statistics=statistics, schema=schema)
     train_config = {key: config.get(key) for key in ("name", "tasks", "model", "training", "fusion")}
     tuner = None
     if config.get("tuning"):
-        tuner = Tuner({**train_config, "tuning": config["tuning"]}, examples=examples, transform=transform)
+        # What a trial reads, and nothing else: a change of epochs or fusion does not rerun the search.
+        training = {k: v for k, v in config["training"].items() if k in TUNER_TRAINING_KEYS}
+        tuner = Tuner({"tasks": config["tasks"], "model": config["model"], "training": training, "tuning": config["tuning"]},
+                      examples=examples, transform=transform)
     trainer = Trainer(train_config, examples=examples, transform=transform, tuner=tuner)
     push = config["push"]
+    evaluation = dict(config["evaluation"])
+    compare = evaluation.pop("compare_to_pushed", True)
+    evaluation["batch_size"] = evaluation.get("batch_size") or config["training"]["batch_size"]
     evaluator = Evaluator(
         {
             "tasks": config["tasks"],
-            "training": config["training"],
-            "baseline_dir": os.path.join(push["destination"], push["model_name"]),
-            **config["evaluation"],
+            "baseline_dir": os.path.join(push["destination"], push["model_name"]) if compare else None,
+            **evaluation,
         },
         examples=examples, model=trainer, transform=transform,
     )

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 
+from pipelines.checks import string
 from pipelines.component import Component
 from pipelines.evaluator import latest_version, read_evaluation, serving_digest
 from tf_mtl.export import next_version
@@ -54,8 +55,7 @@ class Pusher(Component):
     def __init__(self, params=None, name=None, **inputs):
         super().__init__(params, name, **inputs)
         for key in ("destination", "model_name"):
-            if not isinstance(self.params.get(key), str) or not self.params[key]:
-                raise ValueError(f"{self.name}.{key}: expected a non-empty string. Received: {self.params.get(key)!r}")
+            string(self.params.get(key), f"{self.name}.{key}")
 
     @property
     def base_dir(self):

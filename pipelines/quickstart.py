@@ -6,19 +6,23 @@ from pipelines.config import load_config
 from pipelines.pipeline import create_pipeline
 from pipelines.runner import run_pipeline
 from tf_mtl.data import click_conversion
+from tf_mtl.files import atomic_path
 
 CONFIG = os.path.join(os.path.dirname(__file__), "configs", "quickstart.yaml")
 
 
 def write_impressions(path, samples, seed=0):
     """Writes ``samples`` generated click -> conversion impressions (``click_conversion``) as a
-    CSV of raw values: an ``impression_id``, the features, and ``click`` / ``conversion``."""
+    CSV of raw values: an ``impression_id``, the features, and ``click`` / ``conversion``.
+    An existing file is kept (the data is a function of ``samples`` and ``seed``); a new one is
+    written atomically, so an interrupted write is never read as data."""
+    if os.path.exists(path):
+        return path
     frame = click_conversion(samples, seed=seed).to_frame().rename(columns={"ctr": "click", "cvr": "conversion"})
     frame[["click", "conversion"]] = frame[["click", "conversion"]].astype(int)
     frame.insert(0, "impression_id", range(len(frame)))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if not os.path.exists(path):
-        frame.to_csv(path, index=False)
+    with atomic_path(path, suffix=".csv") as partial:
+        frame.to_csv(partial, index=False)
     return path
 
 

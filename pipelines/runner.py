@@ -88,7 +88,12 @@ def run_pipeline(components, root, force=(), log=print):
             # partial work there when the pipeline runs again.
             component.work_dir = os.path.join(os.fspath(root), component.name, f".work-{key[:KEY_CHARS]}")
             os.makedirs(component.work_dir, exist_ok=True)
-            artifact = _run(component, inputs, key, path)
+            try:
+                artifact = _run(component, inputs, key, path)
+            except BaseException:
+                if old:  # the rerun failed: the artifact it was to replace comes back
+                    os.replace(old, path)
+                raise
             shutil.rmtree(component.work_dir, ignore_errors=True)
             if old:
                 shutil.rmtree(old, ignore_errors=True)

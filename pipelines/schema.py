@@ -36,7 +36,7 @@ import yaml
 
 from pipelines.component import Component, file_digest
 from pipelines.statistics import read_statistics, read_value_counts
-from pipelines.checks import choice, integer, mapping, string
+from pipelines.checks import choice, integer, mapping, number, string
 from tf_mtl.errors import did_you_mean
 from tf_mtl.tasks import TASK_TYPES
 
@@ -159,7 +159,8 @@ def infer_schema(statistics, value_counts, features, tasks):
     columns = {}
     for name, stats in statistics["columns"].items():
         role = "label" if name in labels else "feature" if name in kinds else "unused"
-        required = stats["missing"] == 0
+        # Every row needs its labels: training cannot read a row without them.
+        required = stats["missing"] == 0 or role == "label"
         column = {
             "type": stats["type"],
             "list": stats["list"],
@@ -194,11 +195,6 @@ def write_schema(schema, path):
         yaml.dump(schema, file, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
-def _number(value, where):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{where}: expected a number. Received: {value!r}")
-
-
 def _check_column(column, where):
     mapping(column, where, COLUMN_KEYS, what="column key")
     for key in ("type", "list"):
@@ -224,8 +220,8 @@ def _check_column(column, where):
     if "min" in column:
         if kind == "string":
             raise ValueError(f"{where}.min: only numeric columns have a range; this one holds strings.")
-        _number(column["min"], f"{where}.min")
-        _number(column["max"], f"{where}.max")
+        number(column["min"], f"{where}.min")
+        number(column["max"], f"{where}.max")
         if column["min"] > column["max"]:
             raise ValueError(f"{where}.max: must be at least min={column['min']}. Received: {column['max']!r}")
     required = column.get("required", False)

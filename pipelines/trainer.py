@@ -4,7 +4,8 @@ The module file of a TFX pipeline can be this one: a TFX ``Trainer(module_file=.
 ``run_fn`` with ``FnArgs`` (``train_files``, ``eval_files``, ``serving_model_dir``,
 ``model_run_dir``, ``train_steps``, ``eval_steps``, ``hyperparameters``, ``custom_config``,
 ``schema_path`` ...), and ``run_fn`` trains with ``MTLTrainer`` and writes the SavedModel
-of ``tf_mtl.export`` into ``serving_model_dir``. ``custom_config`` carries the pipeline
+of ``tf_mtl.export`` into ``serving_model_dir``. It needs no schema: the columns' stored types
+are read from the examples (ExampleGen's ``columns.json`` beside the splits, else the records). ``custom_config`` carries the pipeline
 config's ``tasks``, ``model``, ``training`` and ``fusion`` sections and, outside this
 package's pipelines, the feature spec (``features``: tf_mtl feature configs) and missing-value
 ``defaults``; inside them the Transform step's output (``transform_output``) provides both.
@@ -21,9 +22,10 @@ from typing import Any, Optional
 import numpy as np
 import tensorflow as tf
 
+from pipelines.checks import choice
 from pipelines.component import Component
-from pipelines.config import apply_hyperparameters, hyperparameter_values
-from pipelines.example_gen import split_files
+from pipelines.hyperparameters import apply_hyperparameters, hyperparameter_values
+from pipelines.example_gen import COLUMNS_FILE, PARSE_DTYPES, split_files
 from pipelines.schema import check_tasks
 from pipelines.transform import read_transform
 from tf_mtl.compat import keras
@@ -52,9 +54,6 @@ class FnArgs:
     eval_steps: Optional[int] = None
     hyperparameters: Any = None
     transform_output: Optional[str] = None
-    schema_path: Optional[str] = None
-    schema_file: Optional[str] = None
-    working_dir: Optional[str] = None
 
 
 def _files(patterns):
@@ -66,10 +65,16 @@ def _files(patterns):
 
 
 def stored_dtypes(files, names, records=256):
-    """The dtype each named column is stored with, read from the first records (TFX's
-    examples and this package's may differ: an integer column can feed a dense feature)."""
+    """The dtype each named column is stored with (an integer column can feed a dense feature):
+    from ExampleGen's ``columns.json`` beside the split folders, else from the first records of
+    each file (TFX's examples)."""
+    listing = os.path.join(os.path.dirname(os.path.dirname(files[0])), COLUMNS_FILE)
+    if os.path.exists(listing):
+        with open(listing) as file:
+            types = json.load(file)
+        return {name: PARSE_DTYPES[types[name]["type"]] for name in names if name in types}
     found = {}
-    for record in tf.data.TFRecordDataset(files[:1], compression_type="GZIP").take(records):
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(records):
         features = tf.train.Example.FromString(record.numpy()).features.feature
         for name in names:
             if name not in found and name in features:
@@ -155,15 +160,17 @@ def make_dataset(files, features, tasks, defaults=None, batch_size=512, shuffle=
     return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
 def _strategy(name, devices=None):
     """The ``training.strategy`` (``devices``: MirroredStrategy's, default every GPU or the CPU)."""
-    if name in (None, "default"):
-        return tf.distribute.get_strategy()
+    choice(name or "default", STRATEGIES, "training.strategy")
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"training.strategy: expected 'default', 'mirrored' or 'multi_worker'. Received: {name!r}")
+    return tf.distribute.get_strategy()
 
 
 def build(config, features, strategy=None):
@@ -187,7 +194,8 @@ def mask_columns(config):
 
 
 def train(config, features, defaults, train_files, eval_files, run_dir, train_steps=None, eval_steps=None, verbose=2):
-    """Builds and trains the configured model with ``MTLTrainer``; returns ``(model, trainer)``."""
+    """Builds and trains the configured model with ``MTLTrainer``; returns ``(model, trainer,
+    eval_data)``."""
     training = config.get("training") or {}
     keras.utils.set_random_seed(training.get("seed", 0))
     strategy = _strategy(training.get("strategy"), training.get("devices"))
@@ -307,7 +315,6 @@ class Trainer(Component):
             eval_steps=(self.params.get("training") or {}).get("eval_steps"),
             hyperparameters=hyperparameters,
             transform_output=inputs["transform"].path,
-            working_dir=output_dir,
         )
         summary = run_fn(fn_args)
         os.replace(run_dir, os.path.join(output_dir, "run"))

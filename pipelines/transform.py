@@ -150,6 +150,11 @@ def read_transform(path):
     """``(features, defaults)`` of a Transform output folder: the tf_mtl feature spec (a tuple)
     and ``{column: value for missing values}``."""
     path = os.path.join(path, TRANSFORM_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path}: no such file. A tf_mtl Transform output holds it (a TF Transform output does not: "
+            "give the feature spec as custom_config['features'] instead)."
+        )
     with open(path) as file:
         record = json.load(file)
     return features_from_config(record["features"], f"{path}: features"), record["defaults"]

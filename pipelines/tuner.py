@@ -42,7 +42,8 @@ import os
 import keras_tuner as kt
 
 from pipelines.component import Component
-from pipelines.config import TUNERS, ConfigError, apply_hyperparameters, hyperparameter_values
+from pipelines.checks import ConfigError, choice
+from pipelines.hyperparameters import apply_hyperparameters, hyperparameter_values
 from pipelines.example_gen import split_files
 from pipelines.trainer import build, make_dataset, mask_columns
 from pipelines.transform import read_transform
@@ -241,8 +242,7 @@ def make_tuner(hypermodel, hyperparameters, tuning, directory, seed=0):
         project_name=SEARCH_FOLDER,
         overwrite=False,
     )
-    if algorithm not in ALGORITHMS:
-        raise ConfigError(f"tuning.algorithm: expected one of {list(TUNERS)}. Received: {algorithm!r}")
+    choice(algorithm, list(ALGORITHMS), "tuning.algorithm")
     max_trials = tuning.get("max_trials", 4)
     if algorithm != "hyperband":
         return ALGORITHMS[algorithm](max_trials=max_trials, **common)

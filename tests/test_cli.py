@@ -28,7 +28,17 @@ def test_quickstart_runs_the_pipeline_pushes_a_blessed_model_and_it_serves(tmp_p
     out = capsys.readouterr().out
     assert "already pushed as" in out
     assert sorted(os.listdir("saved_models/quickstart")) == ["1"]
-    assert [line.split()[1] for line in out.splitlines() if line.startswith(("ExampleGen ", "Trainer "))] == ["cached", "cached"]
+    statuses = [line.split()[1] for line in out.splitlines() if line.split()[:1] and line.split()[0] in steps]
+    assert statuses == ["cached"] * 7 + ["run", "run"]
+
+
+def test_pipeline_run_refuses_an_unknown_forced_step(tmp_path, capsys):
+    config = tmp_path / "p.yaml"
+    config.write_text("name: p\ndata: {path: d.csv}\nfeatures: [{name: a, kind: sparse}]\n"
+                      "tasks: [{name: t, type: classification, label: y}]\nmodel: {name: mmoe}\n")
+    with pytest.raises(SystemExit):
+        main(["pipeline", "run", str(config), "--force", "Trainr"])
+    assert "--force: unknown steps ['Trainr']" in capsys.readouterr().err
 
 
 def test_pipeline_run_reports_config_mistakes_with_their_key_path(tmp_path, capsys):

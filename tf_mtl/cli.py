@@ -105,7 +105,11 @@ def main(argv=None):
         except (ConfigError, FileNotFoundError) as err:
             print(f"tf-mtl pipeline: {err}", file=sys.stderr)
             return 2
-        return _report(_collect(lambda: run_pipeline(create_pipeline(config), config["pipeline_root"], force=args.force)))
+        steps = create_pipeline(config)
+        unknown = sorted(set(args.force) - {step.name for step in steps})
+        if unknown:
+            parser.error(f"--force: unknown steps {unknown}; the steps are {[step.name for step in steps]}")
+        return _report(_collect(lambda: run_pipeline(steps, config["pipeline_root"], force=args.force)))
     from pipelines.quickstart import quickstart
     from tf_mtl.models import PRESETS
 

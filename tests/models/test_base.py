@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import tf_mtl.features
 from tf_mtl.compat import keras
 from tf_mtl.models import MMOE, PLE, SharedBottom, build_model
 from tf_mtl.models.base import MultiTaskModel, embed_features, make_tasks, task_towers
@@ -236,3 +237,8 @@ def test_embedding_gradients_touch_only_the_batch_rows(features, inputs):
         loss = model.compute_task_losses({"click": np.ones(64), "time": np.zeros(64)}, model(inputs))["click"]
     gradients = tape.gradient(loss, model.embedding_trainable_variables)
     assert all(isinstance(g, tf.IndexedSlices) for g in gradients)
+
+
+def test_a_misspelled_model_argument_is_refused():
+    with pytest.raises(TypeError, match=r"MMOE: unknown arguments \['n_experts'\]; did you mean 'n_expert'\?"):
+        build_model("mmoe", [tf_mtl.features.SparseFeature("user", 10, 2)], ["classification"], n_experts=8)

@@ -1,6 +1,8 @@
 import pytest
 
-from pipelines.config import ConfigError, apply_hyperparameters, check_config, hyperparameter_values, load_config
+from pipelines.checks import ConfigError
+from pipelines.config import check_config, load_config
+from pipelines.hyperparameters import apply_hyperparameters, hyperparameter_values
 from tests.pipelines.conftest import small_config
 
 
@@ -57,6 +59,21 @@ model: {name: mmoe}
         ({"fusion": {"method": "sum", "weights": {"ctr": 1}, "search": {"metric": "auc:ctr"}}}, "fusion: give either weights or search"),
         ({"evaluation": {"thresholds": {"ctr/auc": "high"}}}, "evaluation.thresholds.ctr/auc: expected a number"),
         ({"tuning": {"algorithm": "grid", "space": {"training.epochs": [1, 2]}}}, "tuning.algorithm: expected one of"),
+        ({"tuning": {"space": {"foo.bar": [1, 2]}}}, "tuning.space.foo.bar"),
+        ({"tuning": {"space": {"model.params.n_expert": [2, 4]}, "samples": "many"}}, "tuning.samples: expected an integer"),
+        ({"tuning": {"space": {"model.params.n_expert": [2, 4]}, "objective": "ctr/acu"}}, "tuning.objective: 'ctr/acu' is not a validation figure; did you mean 'ctr/auc'?"),
+        ({"model": {"name": "mmoe", "params": {"n_experts": 4}}}, "model: "),
+        ({"model": {"name": "esmm"}, "tasks": [{"name": "t", "type": "regression", "label": "y"}]}, "model: ESMM models two tasks"),
+        ({"training": {"optimizer": {"lr": "big"}}}, "training.optimizer.lr: expected a number"),
+        ({"training": {"weighting": {"method": "uwll"}}}, "training.weighting: Unknown weighting method 'uwll'; did you mean 'uwl'?"),
+        ({"training": {"monitor": "nope"}}, "training.monitor: 'nope' is not a validation figure"),
+        ({"training": {"loss_masks": {"cvx": "ctr"}}}, "training.loss_masks.cvx: unknown task; did you mean 'cvr'?"),
+        ({"fusion": {"weights": {"ctr": 1, "ctcvr": 1}}}, "fusion.weights.ctcvr: unknown output"),
+        ({"data": {"path": "a.csv", "format": "xlsx"}}, "data.format: expected one of"),
+        ({"data": {"path": "a.csv", "key": 3}}, "data.key: expected a non-empty string"),
+        ({"data": {"path": "a.csv", "splits": {"train": 1.0, "eval": 0.0}}}, "data.splits.eval: expected a positive fraction"),
+        ({"evaluation": {"thresholds": {"ctr/acu": 0.6}}}, "evaluation.thresholds.ctr/acu: unknown metric; did you mean 'ctr/auc'?"),
+        ({"evaluation": {"batch_size": "q"}}, "evaluation.batch_size: expected an integer"),
     ],
 )
 def test_mistakes_name_their_key_path(tmp_path, change, message):
@@ -95,6 +112,6 @@ def test_hyperparameters_in_every_form_tfx_passes():
 
 def test_check_config_does_not_change_its_argument(tmp_path):
     config = {"name": "demo", "data": {"path": "a.csv"}, "features": [{"name": "u", "kind": "sparse"}],
-              "tasks": [{"name": "t", "type": "regression", "label": "y"}], "model": {"name": "esmm"}}
+              "tasks": [{"name": "t", "type": "regression", "label": "y"}], "model": {"name": "mmoe"}}
     checked = check_config(config, str(tmp_path))
     assert "training" not in config and checked["training"]["epochs"] == 2

@@ -102,8 +102,26 @@ def test_bad_sources_are_named(tmp_path, frame):
     (tmp_path / "empty.csv").write_text("a,b\n")
     with pytest.raises(ValueError, match="empty.csv: the file holds no rows"):
         Source(str(tmp_path / "empty.csv")).read()
-    with pytest.raises(ValueError, match="data.splits: need positive 'train' and 'eval'"):
+    with pytest.raises(ValueError, match="data.splits.eval: required key is missing"):
         ExampleGen(Source(frame=frame), splits={"train": 1.0})
     with pytest.raises(KeyError, match=r"list columns \['hist'\] are not in the data's columns"):
         _generate(tmp_path, Source(frame=frame), list_columns={"hist": "|"})
     assert not [p for p in os.listdir(tmp_path / "root" / "ExampleGen") if not p.startswith(".work")]
+
+
+def test_the_split_of_a_key_is_fixed_across_runs_and_machines():
+    """pandas' row hash uses a fixed key: these assignments are part of the data's contract."""
+    splits = {"train": 0.5, "eval": 0.5}
+    assert list(split_assignment(pd.DataFrame({"id": range(12)}), splits, "id")) == [
+        "train", "eval", "train", "train", "train", "train", "eval", "eval", "eval", "train", "train", "eval"]
+    assert list(split_assignment(pd.DataFrame({"id": [f"u{i}" for i in range(6)]}), splits, "id")) == [
+        "train", "train", "eval", "eval", "train", "eval"]
+
+
+def test_a_parquet_list_column_is_read_as_lists(tmp_path):
+    frame = pd.DataFrame({"id": [1, 2, 3], "history": [[3, 5], [], [7]]})
+    frame.to_parquet(tmp_path / "d.parquet", index=False)
+    artifact = _generate(tmp_path, Source(str(tmp_path / "d.parquet")), key="id", list_columns={"history": "|"})
+    assert read_types(artifact)["history"] == {"type": "int", "list": True, "separator": "|"}
+    records = {e.features.feature["id"].int64_list.value[0]: e.features.feature for e in _records(artifact, "train") + _records(artifact, "eval")}
+    assert list(records[1]["history"].int64_list.value) == [3, 5] and "history" not in records[2]

@@ -88,3 +88,15 @@ def test_wiring_mistakes_are_reported(tmp_path):
         run_pipeline([first], tmp_path, force=["Trainer"])
     with pytest.raises(ValueError, match="unknown \\['upstrem'\\]"):
         Count({"n": 1}, upstrem=first)
+
+
+def test_a_forced_rerun_that_fails_keeps_the_artifact_it_was_to_replace(tmp_path):
+    results = run_pipeline(_steps(), tmp_path, log=lambda _: None)
+    path = results[1].artifact.path
+    failing = _steps(fail=True)
+    failing[1].params["fail"] = False
+    failing[1].run = lambda inputs, output_dir: (_ for _ in ()).throw(RuntimeError("boom"))
+    with pytest.raises(RuntimeError, match="boom"):
+        run_pipeline(failing, tmp_path, force=["second"], log=lambda _: None)
+    assert Artifact.read(path).figures == {"total": 3}
+    assert not [p for p in os.listdir(tmp_path / "second") if ".replaced" in p]

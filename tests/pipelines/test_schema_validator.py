@@ -158,3 +158,10 @@ def test_clean_data_passes_and_a_pinned_schema_reruns_when_edited(tmp_path):
                            log=lambda l: None)
     assert [r.status for r in results] == ["cached", "cached", "run", "run"]
     assert results[2].summary == f"4 columns; pinned {pinned}"
+
+
+def test_rows_without_a_label_stop_the_pipeline_before_training(tmp_path):
+    frame = click_frame().astype({"click": "Int64"})
+    frame.loc[::10, "click"] = pd.NA
+    with pytest.raises(PipelineStopped, match=r"click: missing_values \(train\)"):
+        run_pipeline(pipeline(frame, PIPELINE_FEATURES, CLICK_TASKS), tmp_path, log=lambda l: None)

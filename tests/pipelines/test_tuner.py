@@ -7,7 +7,8 @@ import pytest
 
 from pipelines import tuner as tuner_lib
 from pipelines.component import Component
-from pipelines.config import ConfigError, apply_hyperparameters, hyperparameter_values
+from pipelines.checks import ConfigError
+from pipelines.hyperparameters import apply_hyperparameters, hyperparameter_values
 from pipelines.example_gen import ExampleGen, Source
 from pipelines.runner import run_pipeline
 from pipelines.trainer import build

@@ -27,6 +27,9 @@ from tf_mtl.tasks import make_tasks
 from tf_mtl import weighting as weighting_lib
 from tf_mtl.weighting import step as step_lib
 
+# What a tf_mtl model passes on to ``keras.Model`` (its config saves name and trainable).
+KERAS_MODEL_ARGUMENTS = frozenset({"name", "trainable", "dtype"})
+
 
 def embed_features(features, name="feature_embedding", inputs=None):
     """The Keras inputs of a spec (new unless given), the embedding layer and the embedded vector."""
@@ -86,6 +89,14 @@ class MultiTaskModel(keras.Model):
     """
 
     def __init__(self, inputs, outputs, features, tasks, config, gates=None, shared_layers=(), **kwargs):
+        # Keras' functional Model drops arguments it does not know; a misspelled one
+        # (n_experts=8) would otherwise build a model other than the one asked for.
+        unknown = sorted(set(kwargs) - KERAS_MODEL_ARGUMENTS)
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}: unknown arguments {unknown}"
+                + did_you_mean(unknown[0], sorted(set(config) | {"task_names"}), "Known model arguments")
+            )
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.features = validate_features(features)
         self.tasks = tasks

@@ -2,7 +2,10 @@
 
 import math
 
+import tensorflow as tf
+
 from tf_mtl.errors import did_you_mean
+from tf_mtl.metrics.evaluation import METRICS
 
 # Higher is better for these metrics; lower for every other (losses, RMSE, MAE).
 HIGHER_IS_BETTER = ("auc", "gauc")
@@ -11,6 +14,17 @@ HIGHER_IS_BETTER = ("auc", "gauc")
 def direction(name):
     """``+1`` when a higher value of the metric ``name`` (``"ctr/auc"``, ``"loss"``) is better, else ``-1``."""
     return 1.0 if name.rsplit("/", 1)[-1] in HIGHER_IS_BETTER else -1.0
+
+
+def figure_names(model, group_by=None):
+    """The validation figures of an epoch: ``loss``, ``<term>_loss`` per loss term and
+    ``<output>/<metric>`` per metric term (``/gauc`` too with ``group_by``)."""
+    names = ["loss"] + [f"{name}_loss" for name in model.loss_term_names]
+    for output, (task_type, _, _) in model.metric_terms({n: tf.zeros([1]) for n in model.task_names}).items():
+        names += [f"{output}/{metric}" for metric in METRICS[task_type]]
+        if group_by is not None and task_type == "classification":
+            names.append(f"{output}/gauc")
+    return names
 
 
 class Monitor:

@@ -23,10 +23,10 @@ import tensorflow as tf
 
 from tf_mtl.compat import keras, random_states
 from tf_mtl.files import write_bytes
-from tf_mtl.metrics.evaluation import METRICS, inference_function, predict_with_labels, score
+from tf_mtl.metrics.evaluation import inference_function, predict_with_labels, score
 from tf_mtl.training import report
 from tf_mtl.training.devices import check_built_in_scope, resolve_strategy, worker_path
-from tf_mtl.training.monitor import Monitor
+from tf_mtl.training.monitor import Monitor, figure_names
 from tf_mtl.weighting import step as step_lib
 
 _OPTIMIZER_ALIASES = {"lr": "learning_rate"}
@@ -238,15 +238,7 @@ class MTLTrainer:
 
     def _figure_names(self, validating):
         """The names of the figures an epoch reports to the monitor (see ``_validate``)."""
-        if not validating:
-            return ["loss"]
-        model = self.model
-        names = ["loss"] + [f"{name}_loss" for name in model.loss_term_names]
-        for output, (task_type, _, _) in model.metric_terms({n: tf.zeros([1]) for n in model.task_names}).items():
-            names += [f"{output}/{metric}" for metric in METRICS[task_type]]
-            if self.group_by is not None and task_type == "classification":
-                names.append(f"{output}/gauc")
-        return names
+        return figure_names(self.model, self.group_by) if validating else ["loss"]
 
     def _steps(self, dataset):
         if self.steps_per_epoch is not None:
