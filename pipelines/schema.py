@@ -28,7 +28,6 @@ inferred ``schema.yaml`` next to the pipeline's config, change it, and pass its 
 ``pinned``: SchemaGen then uses that file (validated) and reruns whenever it changes.
 """
 
-import numbers
 import os
 import shutil
 

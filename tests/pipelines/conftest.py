@@ -1,5 +1,4 @@
 import numpy as np
-import pandas as pd
 import pytest
 
 from tf_mtl.data import click_conversion
@@ -49,16 +48,3 @@ def small_config(tmp_path, **sections):
         **sections,
     }
     return check_config(config)
-
-
-@pytest.fixture
-def frame_to_csv(tmp_path):
-    def write(frame, name="data.csv"):
-        path = tmp_path / name
-        frame.to_csv(path, index=False)
-        return str(path)
-
-    return write
-
-
-__all__ = ["impressions", "small_config", "FEATURES", "TASKS", "pd"]
