@@ -165,3 +165,27 @@ def test_weight_decay_shrinks_weights_without_gradient(click, tmp_path):
     trainer.fit(train)
     for start, variable in zip(before, model.get_layer("cvr").trainable_variables):
         np.testing.assert_allclose(np.asarray(variable), start * (1 - 0.1 * 0.5), rtol=1e-6)
+
+
+def test_callbacks_see_every_step_and_epoch(click_loaders, click, tmp_path):
+    class Record(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.batches, self.epochs = [], []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches.append((batch, logs["loss"]))
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs.append((epoch, sorted(logs)))
+
+    train, val, _ = click_loaders
+    record = Record()
+    model = tiny_model(click[0], "mmoe")
+    trainer = MTLTrainer(model, [C, C], n_epoch=2, model_path=str(tmp_path), verbose=0, callbacks=[record])
+    history = trainer.fit(train, val)
+    steps = len(train)
+    assert record.model is model
+    assert [b for b, _ in record.batches] == list(range(steps)) * 2
+    assert np.mean([loss for _, loss in record.batches[:steps]]) == pytest.approx(history[0]["train"]["loss"], rel=1e-6)
+    assert [e for e, _ in record.epochs] == [0, 1] and "val_ctr/auc" in record.epochs[0][1] and "loss" in record.epochs[0][1]

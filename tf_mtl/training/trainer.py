@@ -87,6 +87,9 @@ class MTLTrainer:
         steps_per_epoch: for datasets of unknown length.
         group_by: a feature name; adds GAUC per user (or any group) to the validation metrics.
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+        callbacks: Keras callbacks; each gets ``on_train_batch_end(batch, logs)`` after every step
+            (the step's losses; the step has finished) and ``on_epoch_end(epoch, logs)`` with the
+            epoch's validation figures.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class MTLTrainer:
         group_by=None,
         verbose=1,
         max_to_keep=2,
+        callbacks=(),
     ):
         if task_types is not None and list(task_types) != list(model.task_types):
             raise ValueError(
@@ -124,6 +128,9 @@ class MTLTrainer:
         self.strategy, self.device = resolve_strategy(device, gpus, strategy)
         self.model_path = worker_path(self.strategy, os.fspath(model_path))
         self.steps_per_epoch, self.group_by, self.verbose, self.max_to_keep = steps_per_epoch, group_by, verbose, max_to_keep
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            callback.set_model(model)
         check_built_in_scope(model, self.strategy)
         with self.strategy.scope():
             self.optimizer = make_optimizer(optimizer_fn, optimizer_params)
@@ -220,6 +227,8 @@ class MTLTrainer:
                 "seconds": time.perf_counter() - start,
             }
             self.history.append(record)
+            for callback in self.callbacks:
+                callback.on_epoch_end(epoch - 1, {**record["train"], **{f"val_{k}": v for k, v in (val or {}).items()}})
             self._epoch.assign(epoch)
             # The history first: a run killed between the two writes resumes from the older
             # checkpoint and drops the newer history entry.
@@ -310,6 +319,8 @@ class MTLTrainer:
             values.update({f"{n}_loss": float(v) for n, v in logs["auxiliary"].items()})
             sums = values if sums is None else {k: sums[k] + v for k, v in values.items()}
             progress.update(step, [(k, v) for k, v in values.items()], finalize=step == steps)
+            for callback in self.callbacks:
+                callback.on_train_batch_end(step - 1, values)
         return {k: v / steps for k, v in sums.items()}
 
     def _check_finite(self, epoch):

@@ -1,0 +1,130 @@
+"""Training throughput, test AUC and peak memory: tf_mtl against the plain Keras 3 reference.
+
+    python benchmarks/train.py [--models mmoe ple] [--repeats 3] [--train-rows 200000]
+
+Each run is a process of its own (so its peak RSS is its own), and runs alternate between the
+systems (reference, tf_mtl, reference, ...), so drift of the machine hits both alike. A run
+trains one epoch of the workload (``benchmarks/workload.py``) with batch 1024 and Adam 1e-3:
+the reference with Keras ``model.fit``, tf_mtl with ``MTLTrainer`` and uncertainty weighting.
+Throughput counts the steps after the first 20 (tracing and warm-up excluded), timed by one
+Keras callback in both. Prints the median of each figure and tf_mtl's ratio to the reference.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+WARMUP_STEPS = 20
+SYSTEMS = ("reference", "tf_mtl")
+
+
+def _timer():
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        """Wall time from the end of step ``WARMUP_STEPS`` to the end of the last step."""
+
+        def __init__(self):
+            super().__init__()
+            self.start, self.end, self.steps = None, None, 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = time.perf_counter()
+            if batch + 1 == WARMUP_STEPS:
+                self.start = now
+            self.end, self.steps = now, batch + 1
+
+    return StepTimer()
+
+
+def run_one(system, kind, train_rows, seed):
+    """Trains one system once; returns its figures (called in a child process)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from benchmarks.reference import reference_model
+    from benchmarks.workload import BATCH_SIZE, LEARNING_RATE, MODELS, TASKS, TOWER_DIMS, make_workload
+    from tf_mtl.compat import keras
+    from tf_mtl.metrics import auc
+
+    keras.utils.set_random_seed(seed)
+    workload = make_workload(seed=0, train_rows=train_rows)
+    train = tf.data.Dataset.from_tensor_slices((workload.train_x, workload.train_y))
+    train = train.shuffle(len(workload.train_y["click"]), seed=seed).batch(BATCH_SIZE).prefetch(tf.data.AUTOTUNE)
+    timer = _timer()
+    if system == "reference":
+        model = reference_model(kind, workload)
+        model.fit(train, epochs=1, verbose=0, callbacks=[timer])
+    else:
+        from tf_mtl.models import build_model
+        from tf_mtl.training import MTLTrainer
+
+        params = {**MODELS[kind], "tower_params_list": [{"dims": TOWER_DIMS}] * len(TASKS)}
+        model = build_model(kind, workload.features, ["classification"] * len(TASKS), list(TASKS), **params)
+        with tempfile.TemporaryDirectory() as folder:
+            trainer = MTLTrainer(model, optimizer_params={"lr": LEARNING_RATE}, adaptive_params={"method": "uwl"},
+                                 n_epoch=1, model_path=folder, verbose=0, callbacks=[timer])
+            trainer.fit(train)
+    test = tf.data.Dataset.from_tensor_slices(workload.test_x).batch(4096)
+    scores = {task: [] for task in TASKS}
+    for x in test:
+        outputs = model(x, training=False)
+        for task in TASKS:
+            scores[task].append(np.reshape(outputs[task], -1))
+    steps = timer.steps - WARMUP_STEPS
+    return {
+        "examples_per_s": steps * BATCH_SIZE / (timer.end - timer.start),
+        **{f"{task}_auc": auc(workload.test_y[task], np.concatenate(scores[task])) for task in TASKS},
+        "parameters": int(model.count_params()),
+    }
+
+
+def _child(system, kind, train_rows, seed):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, __file__, "--one", system, kind, str(train_rows), str(seed)],
+                          capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{system} {kind} failed:\n{done.stderr[-3000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures["peak_rss_mb"] = figures.pop("own_peak_rss_kb") / 1024  # the child's own peak (KiB on Linux)
+    return figures
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["mmoe", "ple"], choices=["mmoe", "ple"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--train-rows", type=int, default=200_000)
+    parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        system, kind, rows, seed = args.one
+        figures = run_one(system, kind, int(rows), int(seed))
+        figures["own_peak_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps(figures))
+        return
+    for kind in args.models:
+        runs = {system: [] for system in SYSTEMS}
+        for repeat in range(args.repeats):
+            for system in SYSTEMS:
+                figures = _child(system, kind, args.train_rows, repeat)
+                runs[system].append(figures)
+                print(f"{kind} {system:9s} run {repeat + 1}: " + ", ".join(f"{k} {v:,.4g}" for k, v in figures.items()), flush=True)
+        print(f"\n{kind}: medians of {args.repeats} interleaved runs")
+        print(f"{'figure':<16}{'reference':>14}{'tf_mtl':>14}{'ratio':>8}")
+        for name in runs["reference"][0]:
+            medians = [statistics.median(r[name] for r in runs[system]) for system in SYSTEMS]
+            print(f"{name:<16}{medians[0]:>14,.4f}{medians[1]:>14,.4f}{medians[1] / medians[0]:>8.3f}")
+        print()
+
+
+if __name__ == "__main__":
+    main()
