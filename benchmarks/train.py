@@ -98,6 +98,10 @@ def _child(system, kind, train_rows, seed):
     return figures
 
 
+def _number(value):
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["mmoe", "ple"], choices=["mmoe", "ple"])
@@ -117,12 +121,12 @@ def main():
             for system in SYSTEMS:
                 figures = _child(system, kind, args.train_rows, repeat)
                 runs[system].append(figures)
-                print(f"{kind} {system:9s} run {repeat + 1}: " + ", ".join(f"{k} {v:,.4g}" for k, v in figures.items()), flush=True)
+                print(f"{kind} {system:9s} run {repeat + 1}: " + ", ".join(f"{k} {_number(v)}" for k, v in figures.items()), flush=True)
         print(f"\n{kind}: medians of {args.repeats} interleaved runs")
         print(f"{'figure':<16}{'reference':>14}{'tf_mtl':>14}{'ratio':>8}")
         for name in runs["reference"][0]:
             medians = [statistics.median(r[name] for r in runs[system]) for system in SYSTEMS]
-            print(f"{name:<16}{medians[0]:>14,.4f}{medians[1]:>14,.4f}{medians[1] / medians[0]:>8.3f}")
+            print(f"{name:<16}{_number(medians[0]):>14}{_number(medians[1]):>14}{medians[1] / medians[0]:>8.3f}")
         print()
 
 
