@@ -66,8 +66,8 @@ def _files(patterns):
 
 def stored_dtypes(files, names, records=256):
     """The dtype each named column is stored with (an integer column can feed a dense feature):
-    from ExampleGen's ``columns.json`` beside the split folders, else from the first records of
-    each file (TFX's examples)."""
+    from ExampleGen's ``columns.json`` beside the split folders, else from the first ``records``
+    records (TFX's examples; a column absent from all of them is read as its feature's dtype)."""
     listing = os.path.join(os.path.dirname(os.path.dirname(files[0])), COLUMNS_FILE)
     if os.path.exists(listing):
         with open(listing) as file:
