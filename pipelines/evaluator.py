@@ -20,13 +20,14 @@ import tf_mtl.models  # noqa: F401  (registers the model classes ``load_model`` 
 from pipelines.component import Component, file_digest
 from pipelines.example_gen import read_columns, read_types, split_files
 from pipelines.schema import check_tasks
+from pipelines.statistics import ranked
 from pipelines.trainer import make_dataset
 from pipelines.transform import read_transform
 from tf_mtl.compat import keras
 from tf_mtl.export import versions
 from tf_mtl.export.saved_model import SCORE
 from tf_mtl.features import features_from_config
-from tf_mtl.metrics import auc, score
+from tf_mtl.metrics import auc, flat_figures, score
 from tf_mtl.training.monitor import direction
 
 EVALUATION_FILE = "evaluation.json"
@@ -88,7 +89,7 @@ def metrics(model, outputs, labels, fused_label=None):
     """``{"<output>/<metric>": value}`` (``None`` where undefined, e.g. one class only) for the
     outputs present, plus ``score/auc``, the fused score's AUC against ``fused_label``."""
     found = score(_Outputs(model, outputs), outputs, labels)
-    flat = {f"{output}/{metric}": value for output, values in found.items() for metric, value in values.items()}
+    flat = flat_figures(found)
     if SCORE in outputs and fused_label is not None:
         flat[f"{SCORE}/auc"] = auc(labels[fused_label], outputs[SCORE])
     return {k: None if math.isnan(v) else float(v) for k, v in flat.items()}
@@ -105,10 +106,9 @@ def slice_rows(column, name, limit=TOP_SLICES):
     present = column.lengths == 1
     values = np.full(column.lengths.size, MISSING, dtype=object)
     values[present] = [v.decode() if isinstance(v, bytes) else str(v.item()) for v in column.values]
-    counts = collections.Counter(values.tolist())
     # Ties go to the smaller value, so the slices do not depend on the order of the rows.
-    top = sorted(counts, key=lambda value: (-counts[value], value))[:limit]
-    return {value: np.flatnonzero(values == value) for value in top}
+    top = ranked(collections.Counter(values.tolist()))[:limit]
+    return {value: np.flatnonzero(values == value) for value, _ in top}
 
 
 def _take(arrays, rows):

@@ -15,11 +15,8 @@ from pipelines.schema import SchemaGen
 from pipelines.statistics import StatisticsGen
 from pipelines.trainer import Trainer
 from pipelines.transform import Transform
-from pipelines.tuner import Tuner
+from pipelines.tuner import TRAINING_KEYS, Tuner
 from pipelines.validator import ExampleValidator
-
-
-TUNER_TRAINING_KEYS = ("batch_size", "seed", "optimizer", "weighting", "loss_masks", "label_weights", "monitor")
 
 
 def list_columns(features):
@@ -46,7 +43,7 @@ def create_pipeline(config, frame=None):
     tuner = None
     if config.get("tuning"):
         # What a trial reads, and nothing else: a change of epochs or fusion does not rerun the search.
-        training = {k: v for k, v in config["training"].items() if k in TUNER_TRAINING_KEYS}
+        training = {k: v for k, v in config["training"].items() if k in TRAINING_KEYS}
         tuner = Tuner({"tasks": config["tasks"], "model": config["model"], "training": training, "tuning": config["tuning"]},
                       examples=examples, transform=transform)
     trainer = Trainer(train_config, examples=examples, transform=transform, tuner=tuner)

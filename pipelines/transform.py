@@ -27,7 +27,7 @@ import os
 
 from pipelines.component import Component
 from pipelines.schema import SCHEMA_FILE, check_features, load_schema
-from pipelines.statistics import read_statistics, read_value_counts
+from pipelines.statistics import ranked, read_statistics, read_value_counts
 from tf_mtl.features.spec import (feature_from_config, features_from_config, features_to_config, features_to_yaml,
                                   validate_features)
 
@@ -45,9 +45,8 @@ def build_vocabulary(counts, max_vocab=None, min_count=1, exclude=()):
     Args:
         counts: ``{value: count}``.
     """
-    kept = [(value, count) for value, count in counts.items() if count >= min_count and value not in exclude]
-    kept.sort(key=lambda item: (-item[1], item[0]))
-    return [value for value, _ in kept[:max_vocab]]
+    kept = {value: count for value, count in counts.items() if count >= min_count and value not in exclude}
+    return [value for value, _ in ranked(kept)[:max_vocab]]
 
 
 def _padding(entry, kind_of_values):

@@ -49,7 +49,7 @@ from pipelines.trainer import build, make_dataset, mask_columns
 from pipelines.transform import read_transform
 from tf_mtl.compat import keras
 from tf_mtl.errors import did_you_mean
-from tf_mtl.metrics import evaluate
+from tf_mtl.metrics import evaluate, flat_figures
 from tf_mtl.training.monitor import Monitor
 from tf_mtl.training.trainer import make_optimizer
 
@@ -58,6 +58,9 @@ BEST_FILE = "best_hyperparameters.json"
 TRIALS_FILE = "trials.json"
 SEARCH_FOLDER = "search"
 SECTIONS = ("model", "training")
+# The training keys a trial reads; a pipeline gives the Tuner only these, so a change of the
+# others (epochs, strategy) does not rerun the search.
+TRAINING_KEYS = ("batch_size", "seed", "optimizer", "weighting", "loss_masks", "label_weights", "monitor", "eval_steps")
 SAMPLINGS = ("linear", "log", "reverse_log")
 RANGE_KEYS = ("min", "max", "step", "sampling")
 
@@ -140,11 +143,6 @@ def search_space(space, where="tuning.space"):
         else:
             raise ConfigError(f"{at}: expected a list of choices or a mapping {{min, max, step, sampling}}. Received: {entry!r}")
     return hp
-
-
-def flat_figures(results):
-    """``{"ctr/auc": ...}`` from ``tf_mtl.metrics.evaluate``'s ``{"ctr": {"auc": ...}}``."""
-    return {f"{output}/{metric}": value for output, metrics in results.items() for metric, value in metrics.items()}
 
 
 class ObjectiveCallback(keras.callbacks.Callback):

@@ -6,9 +6,11 @@ import os
 import pytest
 
 import pipelines.trainer
+import tf_mtl.models  # noqa: F401  (registers tf_mtl's classes for load_model)
 from pipelines.pipeline import create_pipeline
 from pipelines.runner import run_pipeline
 from tests.pipelines.conftest import small_config
+from tf_mtl.compat import keras
 
 
 def _quiet(_):
@@ -36,7 +38,8 @@ def test_a_small_dataset_end_to_end(tmp_path, small_frame):
     assert os.path.exists(trainer.file("serving", "saved_model.pb"))
     assert json.load(open(trainer.file("run", "history.json")))[0]["epoch"] == 1
     # The Tuner's best value reached the Trainer's optimizer.
-    assert tuned in (0.003, 0.01)
+    trained = keras.models.load_model(trainer.file("run", "model.keras"))
+    assert tuned in (0.003, 0.01) and float(trained.optimizer.learning_rate) == pytest.approx(tuned)
     pushed = results[-1].artifact.figures
     assert pushed["pushed"] and pushed["path"] == str(tmp_path / "saved_models" / "small" / "1")
     assert os.path.exists(os.path.join(pushed["path"], "assets.extra", "tf_serving_warmup_requests"))

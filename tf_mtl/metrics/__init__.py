@@ -9,7 +9,7 @@ and tools to choose among runs.
 """
 
 from tf_mtl.metrics.classification import auc, log_loss
-from tf_mtl.metrics.evaluation import METRICS, evaluate, predict_with_labels, score
+from tf_mtl.metrics.evaluation import METRICS, evaluate, flat_figures, predict_with_labels, score
 from tf_mtl.metrics.group_auc import gauc
 from tf_mtl.metrics.pareto import pareto_front, plot_pareto
 from tf_mtl.metrics.regression import mae, rmse
@@ -18,6 +18,7 @@ __all__ = [
     "METRICS",
     "auc",
     "evaluate",
+    "flat_figures",
     "gauc",
     "log_loss",
     "mae",

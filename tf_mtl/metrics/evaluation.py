@@ -71,6 +71,12 @@ def score(model, outputs, labels, groups=None):
     return results
 
 
+def flat_figures(results):
+    """``{"ctr/auc": ...}`` from ``{"ctr": {"auc": ...}}`` (``score``'s and ``evaluate``'s form): the
+    names early stopping, tuning objectives and blessing thresholds use."""
+    return {f"{output}/{metric}": value for output, metrics in results.items() for metric, value in metrics.items()}
+
+
 def evaluate(model, dataset, group_by=None):
     """Metrics per output: ``{output_name: {"auc": ..., "log_loss": ...}}`` (or RMSE/MAE for
     regression), on the rows each output's metric term selects (ESMM's CVR: clicked rows).

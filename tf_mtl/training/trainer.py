@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from tf_mtl.compat import keras, random_states
 from tf_mtl.files import write_bytes
-from tf_mtl.metrics.evaluation import inference_function, predict_with_labels, score
+from tf_mtl.metrics.evaluation import flat_figures, inference_function, predict_with_labels, score
 from tf_mtl.training import report
 from tf_mtl.training.devices import check_built_in_scope, resolve_strategy, worker_path
 from tf_mtl.training.monitor import Monitor, figure_names
@@ -343,11 +343,7 @@ class MTLTrainer:
         if dataset is None:
             return {}
         outputs, labels, values = predict_with_labels(self.model, dataset, () if self.group_by is None else (self.group_by,))
-        figures = {
-            f"{output}/{metric}": value
-            for output, metrics in score(self.model, outputs, labels, values.get(self.group_by)).items()
-            for metric, value in metrics.items()
-        }
+        figures = flat_figures(score(self.model, outputs, labels, values.get(self.group_by)))
         losses = self.model.compute_task_losses(labels, outputs)
         figures["loss"] = float(self.model.total_loss(losses, self.model.auxiliary_losses({k: tf.constant(v) for k, v in outputs.items()})))
         figures.update({f"{name}_loss": float(value) for name, value in losses.items()})
