@@ -55,15 +55,18 @@ def run_one(system, kind, train_rows, seed):
 
     keras.utils.set_random_seed(seed)
     workload = make_workload(seed=0, train_rows=train_rows)
-    train = tf.data.Dataset.from_tensor_slices((workload.train_x, workload.train_y))
-    train = train.shuffle(len(workload.train_y["click"]), seed=seed).batch(BATCH_SIZE).prefetch(tf.data.AUTOTUNE)
     timer = _timer()
     if system == "reference":
+        train = tf.data.Dataset.from_tensor_slices((workload.train_x, workload.train_y))
+        train = train.shuffle(len(workload.train_y["click"]), seed=seed).batch(BATCH_SIZE).prefetch(tf.data.AUTOTUNE)
         model = reference_model(kind, workload)
         model.fit(train, epochs=1, verbose=0, callbacks=[timer])
     else:
+        from tf_mtl.data import DataGenerator
         from tf_mtl.models import build_model
         from tf_mtl.training import MTLTrainer
+
+        train, _, _ = DataGenerator(workload.train_x, workload.train_y).generate_dataloader(batch_size=BATCH_SIZE, seed=seed)
 
         params = {**MODELS[kind], "tower_params_list": [{"dims": TOWER_DIMS}] * len(TASKS)}
         model = build_model(kind, workload.features, ["classification"] * len(TASKS), list(TASKS), **params)

@@ -51,7 +51,7 @@ from tf_mtl.compat import keras
 from tf_mtl.errors import did_you_mean
 from tf_mtl.metrics import evaluate, flat_figures
 from tf_mtl.training.monitor import Monitor
-from tf_mtl.training.trainer import make_optimizer
+from tf_mtl.training import make_optimizer
 
 OBJECTIVE = "val_objective"
 BEST_FILE = "best_hyperparameters.json"

@@ -114,6 +114,13 @@ def divide_gradient(gradient, divisor):
     return gradient / divisor
 
 
+def tf_variable(variable):
+    """The ``tf.Variable`` behind a layer's or optimizer's variable: Keras 3 wraps it, Keras 2
+    uses it as it is. ``tf.gather`` on it reads only the gathered rows, and its scatter
+    updates write only theirs."""
+    return variable if LEGACY_KERAS or isinstance(variable, tf.Variable) else variable.value
+
+
 def register(cls):
     """Registers a layer or model under the ``tf_mtl`` package for saving and loading."""
     return keras.saving.register_keras_serializable(package="tf_mtl")(cls)

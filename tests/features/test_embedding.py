@@ -94,6 +94,15 @@ def test_sparse_gather_equals_numpy():
     assert out.dtype == tf.float32
 
 
+def test_plain_integer_features_found_together_equal_row_ids_one_by_one():
+    features = [SparseFeature("a", 5, 2, num_oov_buckets=2), SparseFeature("b", 3, 2), SparseFeature("c", 40, 2, num_oov_buckets=3)]
+    layer = FeatureEmbedding(features)
+    ids = {"a": tf.constant([0, 4, 5, -1, 9]), "b": tf.constant([2, 3, -7, 1, 0]), "c": tf.constant([39, 40, 41, -3, 100])}
+    rows = layer._plain_rows(ids)
+    for feature in features:
+        np.testing.assert_array_equal(rows[feature.name], row_ids(feature, ids[feature.name]))
+
+
 def test_string_vocabulary_and_hashed_lookups_equal_numpy():
     features = [SparseFeature("city", None, 2, vocabulary=["paris", "rome"]), SparseFeature("query", 4, 2, dtype="string")]
     layer = FeatureEmbedding(features)

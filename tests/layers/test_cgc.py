@@ -74,6 +74,18 @@ def test_outputs_equal_numpy(n_task, n_specific, n_shared, is_last):
         np.testing.assert_allclose(np.sum(w, axis=-1), np.ones(6), rtol=1e-6)
 
 
+def test_one_input_for_all_equals_the_same_input_repeated():
+    """The first level takes the embedded features once; every expert and gate sees them."""
+    level = ExtractionLevel(2, 2, 1, EXPERT_PARAMS)
+    x = _inputs(2)[0]
+    repeated = level([x] * 3)
+    random_weights(level, seed=3, scale=0.5)
+    for once, each in zip(tf.nest.flatten(level(x)), tf.nest.flatten(level([x] * 3))):
+        np.testing.assert_allclose(once, each, rtol=1e-5, atol=1e-6)
+    assert level.compute_output_shape((None, 4)) == level.compute_output_shape([(None, 4)] * 3)
+    assert len(tf.nest.flatten(repeated)) == 6
+
+
 def test_task_outputs_depend_only_on_own_experts_and_shared_ones():
     level = ExtractionLevel(2, 1, 1, {"dims": [2]}, is_last=True)
     inputs = _inputs()

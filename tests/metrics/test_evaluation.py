@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tf_mtl.data import DataGenerator
 from tf_mtl.features import SparseFeature
 from tf_mtl.metrics import auc, evaluate, log_loss
+from tf_mtl.metrics.evaluation import for_any_batch_size
 from tf_mtl.models import ESMM, SharedBottom
 
 
@@ -33,3 +35,18 @@ def test_evaluate_scores_regression_with_rmse_and_mae_at_inference():
     assert result["task1"]["rmse"] == pytest.approx(np.sqrt(np.mean((scores["task1"] - y["task1"]) ** 2)), rel=1e-5)
     assert result["task1"]["mae"] == pytest.approx(np.mean(np.abs(scores["task1"] - y["task1"])), rel=1e-5)
     assert result["task2"]["auc"] == pytest.approx(auc(y["task2"], scores["task2"]))
+
+
+def test_for_any_batch_size_traces_once_whatever_the_batch_sizes():
+    traces = []
+
+    @tf.function(reduce_retracing=True)
+    def double(x, y):
+        traces.append(1)
+        return {"x": x * 2, "y": y["a"] + 1}
+
+    call = for_any_batch_size(double)
+    for rows in (4, 1, 7):
+        out = call(tf.ones([rows, 3]), {"a": tf.zeros([rows])})
+        assert out["x"].shape == (rows, 3) and out["y"].shape == (rows,)
+    assert len(traces) == 1

@@ -148,7 +148,7 @@ def test_make_optimizer_takes_lr_and_weight_decay():
     assert optimizer.weight_decay == pytest.approx(1e-4)
     sgd = make_optimizer("sgd", {"lr": 0.1, "momentum": 0.9})
     assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == pytest.approx(0.9)
-    with pytest.raises(ValueError, match=r"optimizer_params \{'betta': 0.9\} do not fit Adam"):
+    with pytest.raises(ValueError, match=r"optimizer_params \{.betta.: 0.9\} do not fit LazyAdam"):
         make_optimizer(None, {"betta": 0.9})
 
 

@@ -346,8 +346,20 @@ class DataGenerator:
 
 
 def _dataset(part, batch_size, shuffle, seed):
-    dataset = tf.data.Dataset.from_tensor_slices(part)
+    """Batches of ``part`` gathered from its arrays by blocks of row indices.
+
+    Only the indices go through ``shuffle`` (a permutation of the whole set, seeded, new every
+    epoch); a batch is one gather per column. Slicing the arrays into single rows and
+    batching them again, the usual pipeline, costs a core per 30,000 rows a second here.
+    """
+    columns = tf.nest.map_structure(tf.constant, part)
+    n_rows = _n_rows(part[1])
+    indices = tf.data.Dataset.range(n_rows)
     if shuffle:
-        n_rows = max(_n_rows(part[1]), 1)
-        dataset = dataset.shuffle(n_rows, seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        indices = indices.shuffle(max(n_rows, 1), seed=seed, reshuffle_each_iteration=True)
+    batches = indices.batch(batch_size).map(
+        lambda rows: tf.nest.map_structure(lambda column: tf.gather(column, rows), columns),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return batches.prefetch(tf.data.AUTOTUNE)

@@ -25,7 +25,8 @@ class ExtractionLevel(keras.layers.Layer):
         gate_dropout: see ``GatedMixture``.
 
     Inputs: a list of ``n_task + 1`` tensors ``(batch, d)``: the task inputs, then the shared
-    input (at the first level all are the embedded features). Returns
+    input; or, at the first level, one tensor ``(batch, d)`` (the embedded features) that is
+    every task's input and the shared input. Returns
     ``(outputs, gate_weights)``: ``n_task`` outputs (plus the shared output unless
     ``is_last``), each ``(batch, expert_dim)``, and the matching gate weights.
     """
@@ -51,10 +52,14 @@ class ExtractionLevel(keras.layers.Layer):
         )
 
     def call(self, inputs, training=None):
-        task_inputs, shared_input = list(inputs[:-1]), inputs[-1]
-        # Each task's input feeds that task's own experts: (batch, n_task * n_specific, d).
-        per_expert = tf.repeat(tf.stack(task_inputs, axis=1), self.n_expert_specific, axis=1)
-        specific = self.specific_experts(per_expert, training=training)
+        if isinstance(inputs, (list, tuple)):
+            task_inputs, shared_input = list(inputs[:-1]), inputs[-1]
+            # Each task's input feeds that task's own experts: (batch, n_task * n_specific, d).
+            expert_input = tf.repeat(tf.stack(task_inputs, axis=1), self.n_expert_specific, axis=1)
+        else:
+            # One input for all (the first level): every expert's first layer in one product.
+            task_inputs, shared_input, expert_input = [inputs] * self.n_task, inputs, inputs
+        specific = self.specific_experts(expert_input, training=training)
         shared = self.shared_experts(shared_input, training=training)
         outputs, weights = [], []
         n = self.n_expert_specific
@@ -71,7 +76,7 @@ class ExtractionLevel(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         dim = self.expert_params["dims"][-1]
-        batch = input_shape[0][0]
+        batch = input_shape[0][0] if isinstance(input_shape, list) else input_shape[0]
         n_out = self.n_task + (0 if self.is_last else 1)
         sizes = [self.n_expert_specific + self.n_expert_shared] * self.n_task
         if not self.is_last:

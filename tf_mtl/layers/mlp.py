@@ -96,15 +96,23 @@ class MLP(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=None):
-        x = inputs
+        if self.num_parallel is None:
+            return self._apply(inputs, training, lambda x: x)
+        # Members first, (k, batch, d), through every layer: batched matrix products need no
+        # copy of the kernels, and oneDNN runs them about 1.5x faster than the einsum
+        # "bki,kio->bko", forward and backward (a shared input broadcasts over the members).
+        x = inputs[None] if inputs.shape.rank == 2 else tf.transpose(inputs, [1, 0, 2])
+        return tf.transpose(self._apply(x, training, lambda x: tf.transpose(x, [1, 0, 2])), [1, 0, 2])
+
+    def _apply(self, x, training, batch_major):
+        """The layers on ``x``; ``batch_major`` turns the layout into ``(batch, ...)`` for
+        batch normalization, and back."""
         for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
-            if self.num_parallel is None:
-                x = tf.matmul(x, kernel) + bias
-            else:
-                x = tf.einsum("bi,kio->bko" if x.shape.rank == 2 else "bki,kio->bko", x, kernel) + bias
+            x = tf.matmul(x, kernel) + (bias if self.num_parallel is None else bias[:, None, :])
             if self.norms:
-                flat = tf.reshape(x, [-1, self.dims[i] * (self.num_parallel or 1)])
-                x = tf.reshape(self.norms[i](flat, training=training), tf.shape(x))
+                rows = batch_major(x)
+                flat = tf.reshape(rows, [-1, self.dims[i] * (self.num_parallel or 1)])
+                x = batch_major(tf.reshape(self.norms[i](flat, training=training), tf.shape(rows)))
             x = self.activation_fn(x)
             if self.dropouts:
                 x = self.dropouts[i](x, training=training)

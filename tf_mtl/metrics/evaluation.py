@@ -10,12 +10,35 @@ from tf_mtl.metrics.regression import mae, rmse
 METRICS = {"classification": {"auc": auc, "log_loss": log_loss}, "regression": {"rmse": rmse, "mae": mae}}
 
 
+def _any_batch(value):
+    if isinstance(value, tf.Tensor) and value.shape.rank:
+        return tf.TensorSpec([None] + value.shape[1:], value.dtype)
+    return value
+
+
+def for_any_batch_size(function):
+    """``function``, a ``tf.function``, traced on its first call for inputs of any batch size.
+
+    An epoch's last batch is usually smaller than the others; traced for the first batch's
+    size only, the function would be traced again for it, which takes seconds for a model.
+    """
+    traced = []
+
+    def call(*args):
+        if not traced:
+            function.get_concrete_function(*tf.nest.map_structure(_any_batch, args))
+            traced.append(True)
+        return function(*args)
+
+    return call
+
+
 def inference_function(model):
-    """``model(x, training=False)`` as a ``tf.function``, made once per model (each new one
-    would trace the model again)."""
+    """``model(x, training=False)`` as a ``tf.function`` for any batch size, made once per
+    model (each new one would trace the model again)."""
     forward = getattr(model, "_tf_mtl_inference", None)
     if forward is None:
-        forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        forward = for_any_batch_size(tf.function(lambda x: model(x, training=False), reduce_retracing=True))
         # Kept off Keras' attribute tracking: a function, not part of the model.
         object.__setattr__(model, "_tf_mtl_inference", forward)
     return forward

@@ -54,7 +54,7 @@ class PLE(MultiTaskModel):
         ]
         # === Functional model ===
         inputs, embedding, x = embed_features(features)
-        representations = [x] * (len(tasks) + 1)
+        representations = x
         gates = {}
         for level, layer in enumerate(levels):
             representations, weights = layer(representations)

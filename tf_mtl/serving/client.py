@@ -6,7 +6,6 @@
 """
 
 import grpc
-import tensorflow as tf
 from tensorflow.core.protobuf import error_codes_pb2
 from tensorflow_serving.apis import (
     get_model_status_pb2,
@@ -16,6 +15,7 @@ from tensorflow_serving.apis import (
 )
 
 from tf_mtl.serving.servable import DEFAULT_SIGNATURE
+from tf_mtl.serving.tensors import from_proto, to_proto
 
 
 class Client:
@@ -49,9 +49,9 @@ class Client:
         request.model_spec.signature_name = signature
         request.output_filter.extend(output_filter)
         for name, value in features.items():
-            request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+            request.inputs[name].CopyFrom(to_proto(value))
         response = self._predict.Predict(request, timeout=self.timeout)
-        return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+        return {name: from_proto(proto) for name, proto in response.outputs.items()}
 
     def status(self, version=None):
         """Every version's state, newest first, as dicts."""

@@ -6,7 +6,6 @@ UNIMPLEMENTED, as MultiInference does.
 """
 
 import grpc
-import tensorflow as tf
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -18,6 +17,7 @@ from tensorflow_serving.apis import (
 from tensorflow.core.protobuf import error_codes_pb2
 
 from tf_mtl.serving.servable import DEFAULT_SIGNATURE, ServingError
+from tf_mtl.serving.tensors import from_proto, to_proto
 
 SIGNATURE_DEF = "signature_def"
 
@@ -30,7 +30,7 @@ def _version(model_spec):
 
 def _to_ndarray(name, proto):
     try:
-        return tf.make_ndarray(proto)
+        return from_proto(proto)
     except (TypeError, ValueError) as error:
         raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Input {name!r} is not a valid TensorProto: {error}") from error
 
@@ -59,7 +59,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.model_spec.version.value = servable.version
         response.model_spec.signature_name = spec.signature_name or DEFAULT_SIGNATURE
         for name, value in outputs.items():
-            response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+            response.outputs[name].CopyFrom(to_proto(value))
         return response
 
     def _inference(self, request, context, method):

@@ -51,6 +51,16 @@ def _check_dtype(name, array, spec):
         raise _invalid(f"Input {name!r}: expected dtype {spec.dtype.name}, received {received}.")
 
 
+def _run(signature, tensors):
+    """Calls a loaded signature on its checked inputs, by its flat signature when TensorFlow
+    has one: binding 25 keyword arguments to the structured signature takes 0.2 ms of
+    Python, more than a ranking model needs for one request."""
+    keywords = getattr(signature, "_arg_keywords", None)
+    if keywords is None or not hasattr(signature, "_call_flat") or sorted(keywords) != sorted(tensors):
+        return signature(**tensors)
+    return signature._call_flat([tensors[name] for name in keywords], signature.captured_inputs)
+
+
 class Servable:
     """A SavedModel version loaded with ``tf.saved_model.load``, ready to answer requests.
 
@@ -67,6 +77,15 @@ class Servable:
         self.signature_defs = read_signature_defs(path)
         self._module = tf.saved_model.load(path)
         self.signatures = dict(self._module.signatures)
+        # Per signature and input: the spec, the numpy dtype (None for strings) and the shape.
+        self._inputs = {
+            name: {
+                key: (spec, None if spec.dtype == tf.string else spec.dtype.as_numpy_dtype, tuple(spec.shape.as_list()))
+                for key, spec in signature.structured_input_signature[1].items()
+            }
+            for name, signature in self.signatures.items()
+        }
+        self._outputs = {name: set(signature.structured_outputs) for name, signature in self.signatures.items()}
 
     def input_specs(self, signature_name):
         """``{input name: tf.TensorSpec}`` of a signature; NOT_FOUND if there is none of that name."""
@@ -89,7 +108,8 @@ class Servable:
         and a compatible shape, and all with the same batch size, at most ``max_batch_size``.
         """
         signature = self._signature(signature_name)
-        specs = signature.structured_input_signature[1]
+        signature_name = signature_name or DEFAULT_SIGNATURE
+        specs = self._inputs[signature_name]
         missing = sorted(set(specs) - set(inputs))
         if missing:
             raise _invalid(f"Missing input(s) {missing} for signature {signature_name!r}; expected {sorted(specs)}.")
@@ -97,10 +117,11 @@ class Servable:
         if extra:
             raise _invalid(f"Unknown input(s) {extra} for signature {signature_name!r}; expected {sorted(specs)}.")
         batch_sizes = set()
-        for name, spec in specs.items():
+        for name, (spec, dtype, shape) in specs.items():
             array = inputs[name]
-            _check_dtype(name, array, spec)
-            if not spec.shape.is_compatible_with(array.shape):
+            if array.dtype != dtype:
+                _check_dtype(name, array, spec)
+            if len(array.shape) != len(shape) or any(d is not None and d != n for d, n in zip(shape, array.shape)):
                 raise _invalid(f"Input {name!r}: expected shape {spec.shape}, received {list(array.shape)}.")
             if array.ndim:
                 batch_sizes.add(array.shape[0])
@@ -112,13 +133,13 @@ class Servable:
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"Batch size {batch} is larger than the maximum batch size {max_batch_size}.",
             )
-        outputs = signature.structured_outputs
-        unknown = sorted(set(output_filter) - set(outputs))
+        outputs = self._outputs[signature_name]
+        unknown = sorted(set(output_filter) - outputs)
         if unknown:
             raise _invalid(f"Output tensor alias(es) {unknown} not found in signature {signature_name!r}; expected {sorted(outputs)}.")
-        tensors = {name: tf.constant(inputs[name], dtype=spec.dtype) for name, spec in specs.items()}
+        tensors = {name: tf.constant(inputs[name], dtype=spec.dtype) for name, (spec, _, _) in specs.items()}
         try:
-            results = signature(**tensors)
+            results = _run(signature, tensors)
         except tf.errors.InvalidArgumentError as error:
             raise _invalid(f"Signature {signature_name!r} rejected the request: {error.message}") from error
         wanted = list(output_filter) or list(results)

@@ -23,31 +23,12 @@ import tensorflow as tf
 
 from tf_mtl.compat import keras, random_states
 from tf_mtl.files import write_bytes
-from tf_mtl.metrics.evaluation import flat_figures, inference_function, predict_with_labels, score
+from tf_mtl.metrics.evaluation import flat_figures, for_any_batch_size, inference_function, predict_with_labels, score
 from tf_mtl.training import report
 from tf_mtl.training.devices import check_built_in_scope, resolve_strategy, worker_path
 from tf_mtl.training.monitor import Monitor, figure_names
+from tf_mtl.training.optimizers import make_optimizer
 from tf_mtl.weighting import step as step_lib
-
-_OPTIMIZER_ALIASES = {"lr": "learning_rate"}
-
-
-def make_optimizer(optimizer_fn=None, optimizer_params=None):
-    """A Keras optimizer from a class (or name; Adam by default) and its parameters; ``lr``
-    stands for ``learning_rate`` and ``weight_decay`` is Keras' decoupled decay."""
-    params = dict(optimizer_params or {})
-    for alias, name in _OPTIMIZER_ALIASES.items():
-        if alias in params:
-            params[name] = params.pop(alias)
-    if optimizer_fn is None:
-        optimizer_fn = keras.optimizers.Adam
-    elif isinstance(optimizer_fn, str):
-        optimizer_fn = type(keras.optimizers.get(optimizer_fn))
-    try:
-        return optimizer_fn(**params)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"optimizer_params {params!r} do not fit {getattr(optimizer_fn, '__name__', optimizer_fn)}: {error}") from None
-
 
 class NonFiniteLossError(FloatingPointError):
     """A loss term or a variable became NaN or Inf; training stopped before the next checkpoint."""
@@ -59,7 +40,8 @@ class MTLTrainer:
     Args:
         model: a tf_mtl model (built under ``strategy.scope()`` when a strategy is given).
         task_types: the tasks' types, checked against the model's (the reference API passes them).
-        optimizer_fn: a Keras optimizer class or name; default Adam.
+        optimizer_fn: a Keras optimizer class or name; default ``LazyAdam`` (Adam whose updates
+            of embedding tables touch only the rows a batch uses); ``"adam"`` for Keras' Adam.
         optimizer_params: its arguments, e.g. ``{"lr": 1e-3, "weight_decay": 1e-5}``.
         adaptive_params: the loss weighting (see ``tf_mtl.weighting.get``), e.g.
             ``{"method": "uwl"}``, ``{"method": "gradnorm", "alpha": 1.5}``; default equal weights.
@@ -274,7 +256,7 @@ class MTLTrainer:
             # Every replica returns the same global figures.
             return tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], logs)
 
-        return train_function
+        return for_any_batch_size(train_function) if strategy.num_replicas_in_sync == 1 else train_function
 
     def _distribute(self, batch):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(tuple(batch) if isinstance(batch, list) else batch)
@@ -395,4 +377,4 @@ class MTLTrainer:
         return export_onnx(self.model, output_path, opset=opset_version)
 
 
-__all__ = ["MTLTrainer", "NonFiniteLossError", "make_optimizer"]
+__all__ = ["MTLTrainer", "NonFiniteLossError"]

@@ -36,7 +36,7 @@ def _dense(gradient, variable):
     return tf.reshape(tf.convert_to_tensor(gradient), variable.shape)
 
 
-def _deduplicate(gradient):
+def deduplicate(gradient):
     """An ``IndexedSlices`` gradient with each row once, its repeats summed.
 
     Keras 3 optimizers apply the slices of a repeated row one by one, so Adam's second moment
@@ -48,6 +48,18 @@ def _deduplicate(gradient):
     rows, positions = tf.unique(gradient.indices)
     values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(rows)[0])
     return tf.IndexedSlices(values, rows, gradient.dense_shape)
+
+
+def _rows_of_every_replica(gradient, variable):
+    """An ``IndexedSlices`` gradient over the rows any replica's batch used, the same rows on
+    every replica (this replica's own sums, 0 for rows only others used): its cross-replica
+    sum has one shape everywhere, and an optimizer that sums repeated rows (``LazyAdam``)
+    then updates exactly the global batch's rows, as on one device."""
+    indices = tf.cast(gradient.indices, tf.int64)
+    used = all_reduce(tf.scatter_nd(indices[:, None], tf.ones_like(indices, tf.float32), [variable.shape[0]]))
+    rows = tf.where(used > 0)[:, 0]
+    values = tf.math.unsorted_segment_sum(gradient.values, tf.searchsorted(rows, indices), tf.shape(rows)[0])
+    return tf.IndexedSlices(values, rows, tf.constant(variable.shape.as_list(), tf.int64))
 
 
 def weighting_variables(model, weighting):
@@ -134,12 +146,16 @@ def train_step(model, weighting, optimizer, x, y, sample_weight=None):
     if weighted.variable_gradients is not None:
         weighting_gradients = weighted.variable_gradients
     del tape
+    sums_repeated_rows = getattr(optimizer, "sums_repeated_rows", False)
     if replicas() > 1:
         # Cross-replica sums of IndexedSlices of different lengths break collective all-reduce;
-        # dense embedding gradients do not.
-        model_gradients = [g if g is None else _dense(g, v) for g, v in zip(model_gradients, model_variables)]
-    else:
-        model_gradients = [_deduplicate(g) for g in model_gradients]
+        # dense embedding gradients do not, nor slices over the same rows on every replica.
+        model_gradients = [
+            g if g is None else _rows_of_every_replica(g, v) if sums_repeated_rows and isinstance(g, tf.IndexedSlices) else _dense(g, v)
+            for g, v in zip(model_gradients, model_variables)
+        ]
+    elif not sums_repeated_rows:
+        model_gradients = [deduplicate(g) for g in model_gradients]
     model_gradients = gradients_to_apply(optimizer, model_gradients, scale)
     optimizer.apply_gradients([(g, v) for g, v in zip(model_gradients, model_variables) if g is not None])
     weighting.apply_gradients(weighting_gradients)

@@ -1,0 +1,120 @@
+"""Inference: batch throughput and single-request latency, tf_mtl against the plain Keras 3 reference.
+
+    python benchmarks/serve.py [--models mmoe ple] [--repeats 3] [--requests 500]
+
+Both systems hold the workload's model (``benchmarks/workload.py``), untrained (weights do not
+change the time a forward pass takes): the reference is called the obvious way, ``model.predict(x, batch_size=1024)`` for batches
+and ``model.predict_on_batch(x)`` for one request; tf_mtl is called through the exported
+SavedModel's ``serving_default`` signature in the process, and over the gRPC server
+(``tf_mtl.serving``) on 127.0.0.1 for one request. Rounds alternate between the systems;
+every figure is the median over ``--repeats`` rounds, and each tf_mtl figure is also given
+as a ratio to the reference's.
+"""
+
+import argparse
+import socket
+import statistics
+import tempfile
+import time
+
+import numpy as np
+
+BATCH = 1024
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _latencies(call, requests):
+    """Milliseconds per call, one request after the other (after 20 warm-up calls)."""
+    for request in requests[:20]:
+        call(request)
+    times = []
+    for request in requests:
+        start = time.perf_counter()
+        call(request)
+        times.append((time.perf_counter() - start) * 1e3)
+    return np.array(times)
+
+
+def _throughput(call, x, rows):
+    call(x)
+    start = time.perf_counter()
+    call(x)
+    return rows / (time.perf_counter() - start)
+
+
+def measure(kind, repeats, n_requests):
+    """The figures of one model kind: ``{figure: {system: [value per round]}}``."""
+    import tensorflow as tf
+
+    from benchmarks.reference import reference_model
+    from benchmarks.workload import MODELS, TASKS, TOWER_DIMS, make_workload
+    from tf_mtl.export import export_saved_model
+    from tf_mtl.models import build_model
+    from tf_mtl.serving import Client, ModelServer
+
+    workload = make_workload(seed=0, train_rows=1, test_rows=50_000)
+    x = workload.test_x
+    rows = len(x["d0"])
+    reference = reference_model(kind, workload)
+    params = {**MODELS[kind], "tower_params_list": [{"dims": TOWER_DIMS}] * len(TASKS)}
+    model = build_model(kind, workload.features, ["classification"] * len(TASKS), list(TASKS), **params)
+    base = tempfile.mkdtemp(prefix="tf_mtl_serve_bench_")
+    serving = tf.saved_model.load(export_saved_model(model, base)).signatures["serving_default"]
+    port = _free_port()
+    server = ModelServer("ranker", base, port=port, rest_api_port=0)
+    server.start()
+    client = Client("127.0.0.1", port, "ranker")
+    singles = [{k: v[i : i + 1] for k, v in x.items()} for i in range(n_requests)]
+    batches = [{k: v[i : i + BATCH] for k, v in x.items()} for i in range(0, rows, BATCH)]
+
+    def serve_batches(_):
+        for batch in batches:
+            serving(**batch)
+
+    figures = {}
+
+    def add(figure, system, value):
+        figures.setdefault(figure, {}).setdefault(system, []).append(value)
+
+    try:
+        for _ in range(repeats):
+            add("batch_examples_per_s", "reference", _throughput(lambda b: reference.predict(b, batch_size=BATCH, verbose=0), x, rows))
+            add("batch_examples_per_s", "tf_mtl", _throughput(serve_batches, x, rows))
+            for system, call in (
+                ("reference", reference.predict_on_batch),
+                ("tf_mtl", lambda request: serving(**request)),
+                ("tf_mtl_grpc", client.predict),
+            ):
+                latencies = _latencies(call, singles)
+                add("latency_p50_ms", system, float(np.percentile(latencies, 50)))
+                add("latency_p99_ms", system, float(np.percentile(latencies, 99)))
+    finally:
+        client.close()
+        server.stop()
+    return figures
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["mmoe", "ple"], choices=["mmoe", "ple"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=500)
+    args = parser.parse_args()
+    for kind in args.models:
+        figures = measure(kind, args.repeats, args.requests)
+        print(f"\n{kind}: medians of {args.repeats} interleaved rounds")
+        print(f"{'figure':<22}{'system':<14}{'median':>12}{'ratio':>8}")
+        for figure, systems in figures.items():
+            baseline = statistics.median(systems["reference"])
+            for system, values in systems.items():
+                median = statistics.median(values)
+                print(f"{figure:<22}{system:<14}{median:>12,.2f}{median / baseline:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()

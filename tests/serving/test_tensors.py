@@ -1,0 +1,41 @@
+"""TensorProto <-> numpy on the request path: raw bytes for numbers, TensorFlow's converters otherwise."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_mtl.serving.tensors import from_proto, to_proto
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.array([1.5, -2.0], np.float32),
+        np.array([[1, 2, 3], [4, 5, 6]], np.int64),
+        np.array([7], np.int32),
+        np.array(3.25, np.float64),
+        np.zeros((0, 4), np.float32),
+        np.array([b"paris", b"rome"], object),
+    ],
+)
+def test_round_trip_and_agreement_with_tensorflow(array):
+    proto = to_proto(array)
+    np.testing.assert_array_equal(tf.make_ndarray(proto), array)
+    np.testing.assert_array_equal(from_proto(proto), array)
+    np.testing.assert_array_equal(from_proto(tf.make_tensor_proto(array)), array)
+    assert from_proto(proto).dtype == tf.make_ndarray(proto).dtype
+
+
+def test_non_contiguous_arrays_are_written_in_order():
+    array = np.arange(12, dtype=np.int64).reshape(3, 4)[:, ::2]
+    np.testing.assert_array_equal(from_proto(to_proto(array)), array)
+
+
+def test_content_that_does_not_fill_the_shape_is_refused():
+    proto = to_proto(np.array([1.0, 2.0], np.float32))
+    proto.tensor_shape.dim[0].size = 3
+    with pytest.raises(ValueError, match="holds 8 bytes, not a float32 tensor of shape \\[3\\]"):
+        from_proto(proto)
+    proto.tensor_shape.dim[0].size = -1
+    with pytest.raises(ValueError):
+        from_proto(proto)
