@@ -62,9 +62,10 @@ class ExtractionLevel(keras.layers.Layer):
         specific = self.specific_experts(expert_input, training=training)
         shared = self.shared_experts(shared_input, training=training)
         outputs, weights = [], []
-        n = self.n_expert_specific
+        # Split rather than sliced: a slice's gradient writes a zero tensor of the whole input.
+        own = tf.split(specific, self.n_task, axis=1)
         for k, gate in enumerate(self.task_gates):
-            experts = tf.concat([specific[:, k * n : (k + 1) * n], shared], axis=1)
+            experts = tf.concat([own[k], shared], axis=1)
             mixed, w = gate([experts, task_inputs[k]], training=training)
             outputs.append(mixed)
             weights.append(w)
