@@ -4,20 +4,25 @@
 
 Both systems hold the workload's model (``benchmarks/workload.py``), untrained (weights do not
 change the time a forward pass takes): the reference is called the obvious way, ``model.predict(x, batch_size=1024)`` for batches
-and ``model.predict_on_batch(x)`` for one request; tf_mtl is called through the exported
-SavedModel's ``serving_default`` signature in the process, and over the gRPC server
-(``tf_mtl.serving``) on 127.0.0.1 for one request. Rounds alternate between the systems;
+and ``model.predict_on_batch(x)`` for one request; tf_mtl's exported SavedModel is called
+through ``tf_mtl.serving.Servable`` (what the server runs: inputs checked, then the
+``serving_default`` signature) in the process, and over the gRPC server (``tf_mtl.serving``)
+on 127.0.0.1 for one request. Inputs are numpy arrays in every case. Rounds alternate between the systems;
 every figure is the median over ``--repeats`` rounds, and each tf_mtl figure is also given
 as a ratio to the reference's.
 """
 
 import argparse
+import os
 import socket
 import statistics
+import sys
 import tempfile
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the benchmarks package
 
 BATCH = 1024
 
@@ -49,13 +54,11 @@ def _throughput(call, x, rows):
 
 def measure(kind, repeats, n_requests):
     """The figures of one model kind: ``{figure: {system: [value per round]}}``."""
-    import tensorflow as tf
-
     from benchmarks.reference import reference_model
     from benchmarks.workload import MODELS, TASKS, TOWER_DIMS, make_workload
     from tf_mtl.export import export_saved_model
     from tf_mtl.models import build_model
-    from tf_mtl.serving import Client, ModelServer
+    from tf_mtl.serving import Client, ModelServer, Servable
 
     workload = make_workload(seed=0, train_rows=1, test_rows=50_000)
     x = workload.test_x
@@ -64,7 +67,7 @@ def measure(kind, repeats, n_requests):
     params = {**MODELS[kind], "tower_params_list": [{"dims": TOWER_DIMS}] * len(TASKS)}
     model = build_model(kind, workload.features, ["classification"] * len(TASKS), list(TASKS), **params)
     base = tempfile.mkdtemp(prefix="tf_mtl_serve_bench_")
-    serving = tf.saved_model.load(export_saved_model(model, base)).signatures["serving_default"]
+    servable = Servable("ranker", 1, export_saved_model(model, base))
     port = _free_port()
     server = ModelServer("ranker", base, port=port, rest_api_port=0)
     server.start()
@@ -74,7 +77,7 @@ def measure(kind, repeats, n_requests):
 
     def serve_batches(_):
         for batch in batches:
-            serving(**batch)
+            servable.predict("serving_default", batch)
 
     figures = {}
 
@@ -87,7 +90,7 @@ def measure(kind, repeats, n_requests):
             add("batch_examples_per_s", "tf_mtl", _throughput(serve_batches, x, rows))
             for system, call in (
                 ("reference", reference.predict_on_batch),
-                ("tf_mtl", lambda request: serving(**request)),
+                ("tf_mtl", lambda request: servable.predict("serving_default", request)),
                 ("tf_mtl_grpc", client.predict),
             ):
                 latencies = _latencies(call, singles)

@@ -1,13 +1,16 @@
 """Training throughput, test AUC and peak memory: tf_mtl against the plain Keras 3 reference.
 
-    python benchmarks/train.py [--models mmoe ple] [--repeats 3] [--train-rows 200000]
+    python benchmarks/train.py [--models mmoe ple] [--repeats 3] [--train-rows 200000] [--no-peers]
 
 Each run is a process of its own (so its peak RSS is its own), and runs alternate between the
-systems (reference, tf_mtl, reference, ...), so drift of the machine hits both alike. A run
-trains one epoch of the workload (``benchmarks/workload.py``) with batch 1024 and Adam 1e-3:
-the reference with Keras ``model.fit``, tf_mtl with ``MTLTrainer`` and uncertainty weighting.
-Throughput counts the steps after the first 20 (tracing and warm-up excluded), timed by one
-Keras callback in both. Prints the median of each figure and tf_mtl's ratio to the reference.
+systems (reference, tf_mtl, then the peers of ``peers.py`` whose side environments exist), so
+drift of the machine hits all alike. A run trains one epoch of the workload
+(``benchmarks/workload.py``) with batch 1024 and Adam 1e-3: the reference with Keras
+``model.fit`` on ``tf.data`` batches of sliced rows, tf_mtl as its users do, with
+``DataGenerator`` batches and ``MTLTrainer`` (its default optimizer, ``LazyAdam``) with
+uncertainty weighting. Throughput counts the steps after the first 20 (tracing and warm-up
+excluded), timed by one Keras callback in both. Prints the median of each figure and each
+system's ratio to the reference.
 """
 
 import argparse
@@ -19,6 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # run as a script: the benchmarks package beside tf_mtl
+
+from benchmarks import peers  # noqa: E402
 
 WARMUP_STEPS = 20
 SYSTEMS = ("reference", "tf_mtl")
@@ -89,8 +97,7 @@ def run_one(system, kind, train_rows, seed):
 
 
 def _child(system, kind, train_rows, seed):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
            "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run([sys.executable, __file__, "--one", system, kind, str(train_rows), str(seed)],
                           capture_output=True, text=True, env=env, check=False)
@@ -98,6 +105,12 @@ def _child(system, kind, train_rows, seed):
         raise RuntimeError(f"{system} {kind} failed:\n{done.stderr[-3000:]}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     figures["peak_rss_mb"] = figures.pop("own_peak_rss_kb") / 1024  # the child's own peak (KiB on Linux)
+    return figures
+
+
+def _peer(peer, kind, train_rows, seed):
+    figures = peers.run(peer, kind, train_rows, seed)
+    figures["peak_rss_mb"] = figures.pop("own_peak_rss_kb") / 1024
     return figures
 
 
@@ -110,6 +123,7 @@ def main():
     parser.add_argument("--models", nargs="+", default=["mmoe", "ple"], choices=["mmoe", "ple"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-rows", type=int, default=200_000)
+    parser.add_argument("--no-peers", action="store_true", help="skip torch-rechub and DeepCTR even when their side environments exist")
     parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -118,20 +132,22 @@ def main():
         figures["own_peak_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(json.dumps(figures))
         return
+    systems = list(SYSTEMS) + ([] if args.no_peers else peers.available())
     for kind in args.models:
-        runs = {system: [] for system in SYSTEMS}
+        runs = {system: [] for system in systems}
         for repeat in range(args.repeats):
-            for system in SYSTEMS:
-                figures = _child(system, kind, args.train_rows, repeat)
+            for system in systems:
+                figures = _child(system, kind, args.train_rows, repeat) if system in SYSTEMS else _peer(system, kind, args.train_rows, repeat)
                 runs[system].append(figures)
                 print(f"{kind} {system:9s} run {repeat + 1}: " + ", ".join(f"{k} {_number(v)}" for k, v in figures.items()), flush=True)
-        print(f"\n{kind}: medians of {args.repeats} interleaved runs")
-        print(f"{'figure':<16}{'reference':>14}{'tf_mtl':>14}{'ratio':>8}")
-        for name in runs["reference"][0]:
-            medians = [statistics.median(r[name] for r in runs[system]) for system in SYSTEMS]
-            print(f"{name:<16}{_number(medians[0]):>14}{_number(medians[1]):>14}{medians[1] / medians[0]:>8.3f}")
+        print(f"\n{kind}: medians of {args.repeats} interleaved runs; each system's ratio to the reference")
+        print(f"{'figure':<16}" + "".join(f"{system:>14}{'ratio':>8}" for system in systems))
+        names = list(dict.fromkeys(name for figures in runs.values() for name in figures[0]))
+        for name in names:
+            medians = [statistics.median(r[name] for r in runs[system]) if name in runs[system][0] else None for system in systems]
+            cells = ["".join((f"{_number(m):>14}", f"{m / medians[0]:>8.3f}" if medians[0] else " " * 8)) if m is not None else f"{'-':>14}{'':>8}" for m in medians]
+            print(f"{name:<16}" + "".join(cells))
         print()
-
 
 if __name__ == "__main__":
     main()
