@@ -7,15 +7,21 @@ change the time a forward pass takes): the reference is called the obvious way, 
 and ``model.predict_on_batch(x)`` for one request; tf_mtl's exported SavedModel is called
 through ``tf_mtl.serving.Servable`` (what the server runs: inputs checked, then the
 ``serving_default`` signature) in the process, and over the gRPC server (``tf_mtl.serving``)
-on 127.0.0.1 for one request. Inputs are numpy arrays in every case. Rounds alternate between the systems;
+on 127.0.0.1 for one request. Inputs are numpy arrays in every case. Batches and single
+requests are measured in two processes: single requests with one thread per op for both
+systems (``tf_mtl.serving.configure_threads(intra_op=1)``, ``tf-mtl serve
+--tensorflow_intra_op_parallelism 1``: a one-row request split over two threads waits for
+both), batches with TensorFlow's default threads. Rounds alternate between the systems;
 every figure is the median over ``--repeats`` rounds, and each tf_mtl figure is also given
 as a ratio to the reference's.
 """
 
 import argparse
+import json
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,21 +51,25 @@ def _latencies(call, requests):
     return np.array(times)
 
 
-def _throughput(call, x, rows):
+def _throughput(call, x, rows, passes=3):
+    """Rows per second over ``passes`` passes of ``call`` (after one warm-up pass)."""
     call(x)
     start = time.perf_counter()
-    call(x)
-    return rows / (time.perf_counter() - start)
+    for _ in range(passes):
+        call(x)
+    return passes * rows / (time.perf_counter() - start)
 
 
-def measure(kind, repeats, n_requests):
-    """The figures of one model kind: ``{figure: {system: [value per round]}}``."""
+def measure(kind, phase, repeats, n_requests):
+    """One phase's figures for one model kind: ``{figure: {system: [value per round]}}``."""
     from benchmarks.reference import reference_model
     from benchmarks.workload import MODELS, TASKS, TOWER_DIMS, make_workload
     from tf_mtl.export import export_saved_model
     from tf_mtl.models import build_model
-    from tf_mtl.serving import Client, ModelServer, Servable
+    from tf_mtl.serving import Client, ModelServer, Servable, configure_threads
 
+    if phase == "latency":
+        configure_threads(intra_op=1)  # both systems: one request is too small to split
     workload = make_workload(seed=0, train_rows=1, test_rows=50_000)
     x = workload.test_x
     rows = len(x["d0"])
@@ -68,26 +78,28 @@ def measure(kind, repeats, n_requests):
     model = build_model(kind, workload.features, ["classification"] * len(TASKS), list(TASKS), **params)
     base = tempfile.mkdtemp(prefix="tf_mtl_serve_bench_")
     servable = Servable("ranker", 1, export_saved_model(model, base))
-    port = _free_port()
-    server = ModelServer("ranker", base, port=port, rest_api_port=0)
-    server.start()
-    client = Client("127.0.0.1", port, "ranker")
-    singles = [{k: v[i : i + 1] for k, v in x.items()} for i in range(n_requests)]
-    batches = [{k: v[i : i + BATCH] for k, v in x.items()} for i in range(0, rows, BATCH)]
-
-    def serve_batches(_):
-        for batch in batches:
-            servable.predict("serving_default", batch)
-
     figures = {}
 
     def add(figure, system, value):
         figures.setdefault(figure, {}).setdefault(system, []).append(value)
 
-    try:
+    if phase == "batch":
+        batches = [{k: v[i : i + BATCH] for k, v in x.items()} for i in range(0, rows, BATCH)]
+
+        def serve_batches(_):
+            for batch in batches:
+                servable.predict("serving_default", batch)
+
         for _ in range(repeats):
             add("batch_examples_per_s", "reference", _throughput(lambda b: reference.predict(b, batch_size=BATCH, verbose=0), x, rows))
             add("batch_examples_per_s", "tf_mtl", _throughput(serve_batches, x, rows))
+        return figures
+    server = ModelServer("ranker", base, port=_free_port(), rest_api_port=None)
+    server.start()
+    client = Client("127.0.0.1", server.port, "ranker")
+    singles = [{k: v[i : i + 1] for k, v in x.items()} for i in range(n_requests)]
+    try:
+        for _ in range(repeats):
             for system, call in (
                 ("reference", reference.predict_on_batch),
                 ("tf_mtl", lambda request: servable.predict("serving_default", request)),
@@ -102,14 +114,28 @@ def measure(kind, repeats, n_requests):
     return figures
 
 
+def _child(kind, phase, repeats, n_requests):
+    """``measure`` in a process of its own (thread pools are set once per process)."""
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", kind, phase, str(repeats), str(n_requests)],
+                          capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} {phase} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["mmoe", "ple"], choices=["mmoe", "ple"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        kind, phase, repeats, n_requests = args.one
+        print(json.dumps(measure(kind, phase, int(repeats), int(n_requests))))
+        return
     for kind in args.models:
-        figures = measure(kind, args.repeats, args.requests)
+        figures = {**_child(kind, "batch", args.repeats, args.requests), **_child(kind, "latency", args.repeats, args.requests)}
         print(f"\n{kind}: medians of {args.repeats} interleaved rounds")
         print(f"{'figure':<22}{'system':<14}{'median':>12}{'ratio':>8}")
         for figure, systems in figures.items():

@@ -40,9 +40,10 @@ def serve(args):
     """Runs a ``ModelServer`` from the ``serve`` arguments until interrupted."""
     import logging
 
-    from tf_mtl.serving import ModelServer
+    from tf_mtl.serving import ModelServer, configure_threads
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
     server = ModelServer(
         args.model_name,
         args.model_base_path,
@@ -89,6 +90,9 @@ def main(argv=None):
     serve_parser.add_argument("--max_batch_size", type=int, default=None, help="largest batch per request")
     serve_parser.add_argument("--max_request_bytes", type=int, default=64 << 20, help="largest request body")
     serve_parser.add_argument("--poll_seconds", type=float, default=1.0, help="how often to look for new versions")
+    serve_parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0,
+                              help="threads per op; 1 gives single requests the lowest latency (default 0: one per core)")
+    serve_parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0, help="ops run at once (default 0: one per core)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -10,9 +10,10 @@ import urllib.request
 
 import grpc
 import pytest
+import tensorflow as tf
 
 from tf_mtl.cli import main
-from tf_mtl.serving import Client
+from tf_mtl.serving import Client, configure_threads
 from tf_mtl.serving.server import is_loopback
 
 from .conftest import MODEL
@@ -27,7 +28,8 @@ def _free_port():
 def test_serve_command(version_1, features, reference):
     port, rest_port = _free_port(), _free_port()
     command = [sys.executable, "-m", "tf_mtl.cli", "serve", "--model_name", MODEL, "--model_base_path", str(version_1.parent),
-               "--port", str(port), "--rest_api_port", str(rest_port), "--max_batch_size", "16", "--poll_seconds", "0.5"]
+               "--port", str(port), "--rest_api_port", str(rest_port), "--max_batch_size", "16", "--poll_seconds", "0.5",
+               "--tensorflow_intra_op_parallelism", "1"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         with Client("127.0.0.1", port, MODEL) as client:
@@ -58,3 +60,11 @@ def test_serve_rejects_bad_arguments(version_1):
 @pytest.mark.parametrize("host, expected", [("127.0.0.1", True), ("localhost", True), ("::1", True), ("0.0.0.0", False), ("10.1.2.3", False), ("example.com", False)])
 def test_only_loopback_hosts_bind_without_warning(host, expected):
     assert is_loopback(host) is expected
+
+
+def test_thread_pools_are_checked_and_refused_once_tensorflow_runs():
+    with pytest.raises(ValueError, match="intra_op must be an integer >= 0. Received: intra_op=-1"):
+        configure_threads(intra_op=-1)
+    tf.constant(1.0) + 1.0  # TensorFlow has run: its pools are fixed
+    with pytest.raises(RuntimeError, match="TensorFlow's thread pools are set before it runs anything"):
+        configure_threads(intra_op=1)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_mtl.serving.servable import _tensor
 from tf_mtl.serving.tensors import from_proto, to_proto
 
 
@@ -39,3 +40,11 @@ def test_content_that_does_not_fill_the_shape_is_refused():
     proto.tensor_shape.dim[0].size = -1
     with pytest.raises(ValueError):
         from_proto(proto)
+
+
+@pytest.mark.parametrize("array, dtype", [(np.array([3, -1], np.int64), tf.int64), (np.array([[0.5]], np.float32), tf.float32),
+                                          (np.array([b"a", b"bc"], object), tf.string), (np.arange(6, dtype=np.int64)[::2], tf.int64)])
+def test_request_tensors_equal_tf_constant(array, dtype):
+    tensor = _tensor(array, dtype)
+    assert tensor.dtype == dtype and tensor.shape == array.shape
+    np.testing.assert_array_equal(tensor.numpy(), tf.constant(array, dtype=dtype).numpy())

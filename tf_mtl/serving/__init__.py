@@ -11,7 +11,7 @@ appear (see ``tf_mtl.serving.manager`` for the version policy).
 
 from tf_mtl.serving.client import Client
 from tf_mtl.serving.manager import ModelManager, VersionStatus
-from tf_mtl.serving.server import ModelServer
+from tf_mtl.serving.server import ModelServer, configure_threads
 from tf_mtl.serving.servable import DEFAULT_SIGNATURE, Servable, ServingError
 
-__all__ = ["DEFAULT_SIGNATURE", "Client", "ModelManager", "ModelServer", "Servable", "ServingError", "VersionStatus"]
+__all__ = ["DEFAULT_SIGNATURE", "Client", "ModelManager", "ModelServer", "Servable", "ServingError", "VersionStatus", "configure_threads"]
