@@ -86,7 +86,6 @@ class LazyAdam(keras.optimizers.Adam):
         tf_variable(variable).scatter_update(tf.IndexedSlices(values, rows))
 
 
-
 def make_optimizer(optimizer_fn=None, optimizer_params=None):
     """A Keras optimizer from a class or name (default ``LazyAdam``) and its parameters;
     ``lr`` stands for ``learning_rate`` and ``weight_decay`` is Keras' decoupled decay.
