@@ -33,9 +33,22 @@ PEERS = {
 }
 
 
-def _env(peer):
+def child_env(extra=None):
+    """The environment of a measuring process: this checkout importable, TensorFlow quiet."""
     path = os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p])
-    return {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2", **PEERS[peer]["env"]}
+    return {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2", **(extra or {})}
+
+
+def run_child(command, env, what):
+    """Runs a measuring process; returns the JSON of its last line of output."""
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _env(peer):
+    return child_env(PEERS[peer]["env"])
 
 
 def _import(peer):
@@ -62,11 +75,8 @@ def available():
 
 def run(peer, kind, train_rows, seed):
     """Runs one peer once in its side environment (a process of its own); returns its figures."""
-    done = subprocess.run([PEERS[peer]["python"], os.path.abspath(__file__), "--one", peer, kind, str(train_rows), str(seed)],
-                          capture_output=True, text=True, env=_env(peer), check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{peer} {kind} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child([PEERS[peer]["python"], os.path.abspath(__file__), "--one", peer, kind, str(train_rows), str(seed)],
+                     _env(peer), f"{peer} {kind}")
 
 
 def _clock():

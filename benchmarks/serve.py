@@ -21,7 +21,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -116,11 +115,10 @@ def measure(kind, phase, repeats, n_requests):
 
 def _child(kind, phase, repeats, n_requests):
     """``measure`` in a process of its own (thread pools are set once per process)."""
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", kind, phase, str(repeats), str(n_requests)],
-                          capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{kind} {phase} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    from benchmarks import peers
+
+    command = [sys.executable, os.path.abspath(__file__), "--one", kind, phase, str(repeats), str(n_requests)]
+    return peers.run_child(command, peers.child_env(), f"{kind} {phase}")
 
 
 def main():

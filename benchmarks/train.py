@@ -18,17 +18,14 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)  # run as a script: the benchmarks package beside tf_mtl
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script: the benchmarks package
 
 from benchmarks import peers  # noqa: E402
-
-WARMUP_STEPS = 20
+from benchmarks.peers import WARMUP_STEPS  # noqa: E402
 SYSTEMS = ("reference", "tf_mtl")
 
 
@@ -96,21 +93,14 @@ def run_one(system, kind, train_rows, seed):
     }
 
 
-def _child(system, kind, train_rows, seed):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run([sys.executable, __file__, "--one", system, kind, str(train_rows), str(seed)],
-                          capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{system} {kind} failed:\n{done.stderr[-3000:]}")
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+def _run(system, kind, train_rows, seed):
+    """One run of a system in a process of its own (a peer's in its side environment)."""
+    if system in SYSTEMS:
+        command = [sys.executable, os.path.abspath(__file__), "--one", system, kind, str(train_rows), str(seed)]
+        figures = peers.run_child(command, peers.child_env(), f"{system} {kind}")
+    else:
+        figures = peers.run(system, kind, train_rows, seed)
     figures["peak_rss_mb"] = figures.pop("own_peak_rss_kb") / 1024  # the child's own peak (KiB on Linux)
-    return figures
-
-
-def _peer(peer, kind, train_rows, seed):
-    figures = peers.run(peer, kind, train_rows, seed)
-    figures["peak_rss_mb"] = figures.pop("own_peak_rss_kb") / 1024
     return figures
 
 
@@ -137,7 +127,7 @@ def main():
         runs = {system: [] for system in systems}
         for repeat in range(args.repeats):
             for system in systems:
-                figures = _child(system, kind, args.train_rows, repeat) if system in SYSTEMS else _peer(system, kind, args.train_rows, repeat)
+                figures = _run(system, kind, args.train_rows, repeat)
                 runs[system].append(figures)
                 print(f"{kind} {system:9s} run {repeat + 1}: " + ", ".join(f"{k} {_number(v)}" for k, v in figures.items()), flush=True)
         print(f"\n{kind}: medians of {args.repeats} interleaved runs; each system's ratio to the reference")
