@@ -16,18 +16,17 @@ import os
 import numpy as np
 import tensorflow as tf
 
-import tf_mtl.models  # noqa: F401  (registers the model classes ``load_model`` needs)
 from pipelines.component import Component, file_digest
 from pipelines.example_gen import read_columns, read_types, split_files
 from pipelines.schema import check_tasks
 from pipelines.statistics import ranked
 from pipelines.trainer import make_dataset
 from pipelines.transform import read_transform
-from tf_mtl.compat import keras
 from tf_mtl.export import versions
 from tf_mtl.export.saved_model import SCORE
 from tf_mtl.features import features_from_config
 from tf_mtl.metrics import auc, flat_figures, score
+from tf_mtl.models import load_model
 from tf_mtl.training.monitor import direction
 
 EVALUATION_FILE = "evaluation.json"
@@ -260,7 +259,7 @@ class Evaluator(Component):
         features, defaults = read_transform(inputs["transform"].path)
         examples = inputs["examples"]
         files = split_files(examples.path, "eval")
-        model = keras.models.load_model(inputs["model"].file("run", "model.keras"))
+        model = load_model(inputs["model"].file("run", "model.keras"))
         # The loaded object owns the variables: kept alive while its signature runs.
         loaded = tf.saved_model.load(inputs["model"].file("serving"))
         outputs = {}

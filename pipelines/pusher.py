@@ -2,8 +2,9 @@
 the layout TF Serving watches, as the next version, atomically.
 
 The copy is built in a hidden folder beside the version (TF Serving and ``versions`` skip it)
-and renamed into place once complete: a failure or a kill leaves no visible partial version,
-and an existing version is never written over.
+and renamed into place once complete: a failure or a kill leaves no visible partial version
+(the next push removes a killed one's hidden folder), and an existing version is never
+written over.
 """
 
 import json

@@ -37,6 +37,7 @@ from pipelines.component import Component, file_digest
 from pipelines.statistics import read_statistics, read_value_counts
 from pipelines.checks import choice, integer, mapping, number, string
 from tf_mtl.errors import did_you_mean
+from tf_mtl.features.spec import load_yaml
 from tf_mtl.tasks import TASK_TYPES
 
 SCHEMA_FILE = "schema.yaml"
@@ -244,7 +245,7 @@ def load_schema(path):
     """Reads and checks a schema YAML file (errors start with the path and the key path)."""
     with open(path) as file:
         try:
-            schema = yaml.safe_load(file)
+            schema = load_yaml(file)
         except yaml.YAMLError as err:
             raise ValueError(f"{path}: not valid YAML: {err}") from err
     return check_schema(schema, os.fspath(path))

@@ -34,7 +34,7 @@ def test_quickstart_runs_the_pipeline_pushes_a_blessed_model_and_it_serves(tmp_p
 
 def test_pipeline_run_refuses_an_unknown_forced_step(tmp_path, capsys):
     config = tmp_path / "p.yaml"
-    config.write_text("name: p\ndata: {path: d.csv}\nfeatures: [{name: a, kind: sparse}]\n"
+    config.write_text("name: p\ndata: {path: d.csv}\nfeatures: [{name: a, kind: sparse, embed_dim: 4}]\n"
                       "tasks: [{name: t, type: classification, label: y}]\nmodel: {name: mmoe}\n")
     with pytest.raises(SystemExit):
         main(["pipeline", "run", str(config), "--force", "Trainr"])
@@ -43,7 +43,7 @@ def test_pipeline_run_refuses_an_unknown_forced_step(tmp_path, capsys):
 
 def test_pipeline_run_reports_config_mistakes_with_their_key_path(tmp_path, capsys):
     config = tmp_path / "p.yaml"
-    config.write_text("name: p\ndata: {path: d.csv}\nfeatures: [{name: a, kind: sparse}]\n"
+    config.write_text("name: p\ndata: {path: d.csv}\nfeatures: [{name: a, kind: sparse, embed_dim: 4}]\n"
                       "tasks: [{name: t, type: classification, label: y}]\nmodel: {name: mmoe}\ntraining: {batch_size: big}\n")
     assert main(["pipeline", "run", str(config)]) == 2
     assert "training.batch_size: expected an integer >= 1. Received: 'big'" in capsys.readouterr().err

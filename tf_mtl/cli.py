@@ -38,22 +38,29 @@ def _collect(run):
 
 def serve(args):
     """Runs a ``ModelServer`` from the ``serve`` arguments until interrupted."""
+    import gc
     import logging
 
     from tf_mtl.serving import ModelServer, configure_threads
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     configure_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
+    caps = {} if args.max_batch_size is None else {"max_batch_size": args.max_batch_size or None}
+    if args.max_request_bytes is not None:
+        caps["max_request_bytes"] = args.max_request_bytes
     server = ModelServer(
         args.model_name,
         args.model_base_path,
         port=args.port,
         rest_api_port=args.rest_api_port or None,
         host=args.host,
-        max_batch_size=args.max_batch_size,
-        max_request_bytes=args.max_request_bytes,
         poll_seconds=args.poll_seconds,
+        **caps,
     )
+    # TensorFlow's start-up leaves ~450,000 long-lived objects: frozen, the full collection that
+    # frees an unloaded version after each swap scans none of them (about 50 ms instead of 0.5 s).
+    # Frozen before the first version loads, so that every version can still be freed.
+    gc.freeze()
     server.start()
     try:
         server.wait()
@@ -86,9 +93,11 @@ def main(argv=None):
     serve_parser.add_argument("--model_base_path", required=True, help="folder of numeric version folders")
     serve_parser.add_argument("--port", type=int, default=8500, help="gRPC port")
     serve_parser.add_argument("--rest_api_port", type=int, default=8501, help="REST port; 0 disables REST")
-    serve_parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
-    serve_parser.add_argument("--max_batch_size", type=int, default=None, help="largest batch per request")
-    serve_parser.add_argument("--max_request_bytes", type=int, default=64 << 20, help="largest request body")
+    serve_parser.add_argument("--host", default="127.0.0.1",
+                              help="address to bind (default loopback only; any other address logs a warning: no authentication)")
+    # The caps' defaults are ModelServer's (tf_mtl.serving.server), named here without importing TensorFlow.
+    serve_parser.add_argument("--max_batch_size", type=int, help="largest batch per request (default 8192 rows); 0 lifts the cap")
+    serve_parser.add_argument("--max_request_bytes", type=int, help="largest request body (default 64 MiB)")
     serve_parser.add_argument("--poll_seconds", type=float, default=1.0, help="how often to look for new versions")
     serve_parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0,
                               help="threads per op; 1 gives single requests the lowest latency (default 0: one per core)")

@@ -65,11 +65,17 @@ def test_missing_column_names_feature_and_available_columns():
 @pytest.mark.parametrize(
     "column, values, message",
     [
-        ("user", [1.5, 2, 3, 4], r"SparseFeature 'user'.*1 non-integer value\(s\), the first 1.5 at row 0"),
-        ("user", ["a", "1", "2", "3"], r"SparseFeature 'user'.*the first 'a' at row 0"),
-        ("items", ["1|x", "", "", ""], r"SequenceFeature 'items'.*'1\|x' at row 0"),
-        ("price", [1.0, None, 2.0, 3.0], r"DenseFeature 'price': 1 rows hold missing \(NaN\).*row 1"),
+        ("user", [1.5, 2, 3, 4], r"SparseFeature 'user': 1 row\(s\) hold values that are not integer ids, the first 1.5 at row 0"),
+        ("user", ["1", "a", "2", "b"], r"SparseFeature 'user': 2 row\(s\) .*the first 'a' at row 1"),
+        ("user", [1, 2, 2**70, 3], r"SparseFeature 'user': 1 row\(s\) .*not integer ids, the first 1180591620717411303424 at row 2"),
+        ("items", ["1|2", "1|x", "", "y"], r"SequenceFeature 'items': 2 row\(s\) hold items that are not integer ids, the first '1\|x' at row 1"),
+        ("price", [1.0, None, 2.0, 3.0], r"DenseFeature 'price': 1 row\(s\) hold NaN \(missing\) or Inf values, the first nan at row 1.*fill_non_finite=\{'price': 0.0\}"),
+        ("price", [1.0, 2.0, -np.inf, np.inf], r"DenseFeature 'price': 2 row\(s\) hold NaN \(missing\) or Inf values, the first -inf at row 2"),
+        ("price", [1.0, "2.5", "abc", "x"], r"DenseFeature 'price': 2 row\(s\) hold values that are not numbers, the first 'abc' at row 2"),
         ("vec", [1.0, 2.0, 3.0, 4.0], r"DenseFeature 'vec' \(embed_dim=2\): expected shape \(N, 2\).*\(4,\)"),
+        ("vec", [[1, 2], [3], [5, 6], [7, np.nan]], r"DenseFeature 'vec': 1 row\(s\) hold values that are not 2 numbers each, the first \[3\] at row 1"),
+        ("vec", [[1, 2], [3, 4], [5, 6], [7, np.nan]], r"DenseFeature 'vec': 1 row\(s\) .*NaN.*the first \[7.0, nan\] at row 3"),
+        ("price", 3.0, r"Column 'price' holds the single value 3.0; expected one value per row"),
     ],
 )
 def test_bad_values_name_the_feature(column, values, message):
@@ -226,9 +232,121 @@ def test_row_count_mismatch_names_the_column():
 def test_unconverted_columns_and_bad_labels_are_named():
     with pytest.raises(TypeError, match=r"x column 'items' holds mixed values.*to_feature_arrays"):
         DataGenerator({"items": np.array([[1, 2], "3"], dtype=object)}, np.zeros(2))
-    with pytest.raises(ValueError, match=r"Label y\['ctr'\] holds 1 missing \(NaN\) values"):
+    with pytest.raises(ValueError, match=r"x column 'items' cannot be one array.*to_feature_arrays"):
+        DataGenerator({"items": [[1, 2], [3]]}, np.zeros(2))
+    with pytest.raises(ValueError, match=r"x column 'price' holds the single value 2.0; expected one value per row"):
+        DataGenerator({"price": 2.0}, np.zeros(2))
+    with pytest.raises(ValueError, match=r"Label y\['ctr'\]: 1 row\(s\) hold NaN, Inf or beyond-float32 labels, the first nan at row 1"):
         DataGenerator({"id": np.arange(2)}, {"ctr": [1.0, np.nan]})
+    with pytest.raises(ValueError, match=r"Label y\[:, 1\]: 1 row\(s\) hold NaN, Inf or beyond-float32 labels, the first -inf at row 2"):
+        DataGenerator({"id": np.arange(3)}, np.array([[0, 0], [0, 0], [0, -np.inf]]))
+    with pytest.raises(ValueError, match=r"Label y\['gmv'\]: 1 row\(s\) hold NaN, Inf or beyond-float32 labels, the first 1e\+300"):
+        DataGenerator({"id": np.arange(2)}, {"gmv": [1.0, 1e300]})
+    with pytest.raises(ValueError, match=r"Label y\['ctr'\]: 1 row\(s\) hold labels other than 0 and 1, the first 1e-300"):
+        DataGenerator({"id": np.arange(2)}, {"ctr": [1.0, 1e-300]}, task_types=["classification"], task_names=["ctr"])
     with pytest.raises(TypeError, match=r"Label y\['ctr'\] must be numeric"):
         DataGenerator({"id": np.arange(2)}, {"ctr": ["yes", "no"]})
     with pytest.raises(ValueError, match=r"y: expected shape \(N,\) or \(N, n_tasks\)"):
         DataGenerator({"id": np.arange(2)}, np.zeros((2, 1, 1)))
+
+
+def test_non_finite_feature_values_are_refused_with_the_column_count_and_first_row():
+    price = np.array([1.0, np.nan, 2.0, np.inf], np.float64)
+    with pytest.raises(ValueError, match=r"x column 'price': 2 row\(s\) hold NaN \(missing\) or Inf values, the first nan at row 1"):
+        DataGenerator({"id": np.arange(4), "price": price}, np.zeros(4))
+    vec = np.ones((4, 2), np.float32)
+    vec[3, 1] = -np.inf
+    with pytest.raises(ValueError, match=r"x_val column 'vec': 1 row\(s\) .*the first \[1.0, -inf\] at row 3"):
+        DataGenerator({"vec": np.ones((4, 2))}, np.zeros(4)).generate_dataloader(x_val={"vec": vec}, y_val=np.zeros(4))
+
+
+@pytest.mark.parametrize(
+    "y, task_types, task_names, message",
+    [
+        (np.array([[0, 1], [2, 0.5]]), ["classification", "regression"], None,
+         r"Label y\[:, 0\] \(task 'task1'\): 1 row\(s\) hold labels other than 0 and 1, the first 2.0 at row 1; expected 0 or 1"),
+        ({"ctr": [0, 1, -1, 0.5], "gmv": [3.0, -2.0, 0.0, 1.0]}, ["classification", "regression"], ["ctr", "gmv"],
+         r"Label y\['ctr'\]: 2 row\(s\) hold labels other than 0 and 1, the first -1.0 at row 2"),
+        (np.zeros((4, 3)), ["classification", "regression"], None, r"y has 3 label columns; expected one per task \['task1', 'task2'\]"),
+        ({"click": [0, 1, 0, 1]}, ["classification"], ["ctr"], r"y lacks the labels of the tasks \['ctr'\]. Received columns: \['click'\]"),
+        ({"ctr": [0, 1, 0, 1]}, None, ["ctr"], r"task_names needs task_types"),
+    ],
+)
+def test_labels_are_checked_against_the_task_types(y, task_types, task_names, message):
+    with pytest.raises(ValueError, match=message):
+        DataGenerator({"id": np.arange(len(next(iter(y.values()))) if isinstance(y, dict) else len(y))}, y,
+                      task_types=task_types, task_names=task_names)
+
+
+def test_labels_that_fit_their_tasks_and_extra_label_columns_pass():
+    y = {"ctr": [0, 1, 1, 0], "gmv": [3.5, -2.0, 0.0, 1.0], "viewed": [1.0, 1.0, 0.0, 7.0]}
+    generator = DataGenerator({"id": np.arange(4)}, y, task_types=["classification", "regression"], task_names=["ctr", "gmv"])
+    train, val, _ = generator.generate_dataloader(x_val={"id": np.arange(2)}, y_val={k: v[:2] for k, v in y.items()}, shuffle=False)
+    assert next(iter(train))[1]["viewed"].numpy().tolist() == [1.0, 1.0, 0.0, 7.0]
+    with pytest.raises(ValueError, match=r"Label y_val\['ctr'\]: 1 row\(s\) hold labels other than 0 and 1, the first 3.0 at row 1"):
+        generator.generate_dataloader(x_val={"id": np.arange(2)}, y_val={**y, "ctr": [1, 3]})
+
+
+def test_data_without_rows_is_refused():
+    with pytest.raises(ValueError, match=r"y has no rows; expected at least one example"):
+        DataGenerator({"id": np.arange(0)}, {"ctr": np.zeros(0)})
+    with pytest.raises(ValueError, match=r"y_test has no rows"):
+        DataGenerator({"id": np.arange(3)}, np.zeros(3)).generate_dataloader(x_test={"id": []}, y_test=[])
+    generator = DataGenerator({"id": np.arange(3)}, np.zeros(3))
+    with pytest.raises(ValueError, match=r"split_ratio=\[0.2, 0.5\] of 3 rows leaves no training rows"):
+        generator.generate_dataloader(split_ratio=[0.2, 0.5])
+    with pytest.raises(ValueError, match=r"split_ratio=\[0.5, 0.2\] of 3 rows leaves no validation rows"):
+        generator.generate_dataloader(split_ratio=[0.5, 0.2])
+
+
+def test_empty_frame_gives_empty_arrays_of_the_input_shapes():
+    x = to_feature_arrays(_frame().iloc[:0], FEATURES)
+    assert {name: array.shape for name, array in x.items()} == {
+        "user": (0,), "city": (0,), "items": (0, 3), "tags": (0, 2), "price": (0,), "vec": (0, 2)
+    }
+
+
+def test_fill_non_finite_replaces_nan_and_inf_of_the_chosen_features_only():
+    data = _frame().to_dict("list")
+    data["price"] = [np.nan, 1.0, np.inf, -np.inf]
+    data["vec"] = [[1, np.nan], [3, 4], [5, 6], [7, 8]]
+    x = to_feature_arrays(data, FEATURES, fill_non_finite={"price": -1.0, "vec": 0})
+    assert x["price"].tolist() == [-1.0, 1.0, -1.0, -1.0]
+    assert x["vec"].tolist() == [[1.0, 0.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]]
+    assert to_feature_arrays(data, FEATURES, fill_non_finite=2.5)["vec"][0].tolist() == [1.0, 2.5]
+    with pytest.raises(ValueError, match=r"DenseFeature 'vec': 1 row\(s\) hold NaN"):
+        to_feature_arrays(data, FEATURES, fill_non_finite={"price": 0.0})
+
+
+@pytest.mark.parametrize(
+    "fill, message",
+    [
+        ({"prices": 0.0}, r"fill_non_finite.prices: unknown key; did you mean 'price'\?"),
+        ({"user": 0.0}, r"fill_non_finite.user: unknown key. Known keys: \['price', 'vec'\]"),
+        ({"price": np.nan}, r"fill_non_finite.price: expected a finite number. Received: nan"),
+        ("mean", r"fill_non_finite.price: expected a finite number. Received: 'mean'"),
+    ],
+)
+def test_fill_non_finite_is_checked(fill, message):
+    with pytest.raises(ValueError, match=message):
+        to_feature_arrays(_frame(), FEATURES, fill_non_finite=fill)
+
+
+@pytest.mark.parametrize(
+    "column, values, message",
+    [
+        ("user", [1, -1, 10, 3], r"SparseFeature 'user': 2 row\(s\) hold ids outside \[0, 10\), the first -1 at row 1; unknown_ids='raise'"),
+        ("city", ["paris", "rome", "oslo", None], r"SparseFeature 'city': 2 row\(s\) hold ids outside the vocabulary, the first 'oslo' at row 2"),
+        ("items", ["1|2", "", "0|100|0", "-3"], r"SequenceFeature 'items': 2 row\(s\) hold ids outside \[0, 100\), the first \[100, 0, 0\] at row 2"),
+        ("tags", [["a"], "b|z", [], None], r"SequenceFeature 'tags': 1 row\(s\) hold ids outside the vocabulary, the first \['b', 'z'\] at row 1"),
+    ],
+)
+def test_unknown_ids_raise_names_the_feature_count_and_first_row(column, values, message):
+    data = {**_frame().to_dict("list"), "city": ["paris", "rome", "6", "rome"], column: values}
+    kept = to_feature_arrays(data, FEATURES)
+    with pytest.raises(ValueError, match=message):
+        to_feature_arrays(data, FEATURES, unknown_ids="raise")
+    # The default keeps them as they are, for the model's OOV rows.
+    assert np.asarray(kept[column]).shape[0] == 4
+    with pytest.raises(ValueError, match=r"unknown_ids must be one of \('oov', 'raise'\). Received: unknown_ids='error'"):
+        to_feature_arrays(data, FEATURES, unknown_ids="error")

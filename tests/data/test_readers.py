@@ -93,5 +93,27 @@ def test_label_errors_name_the_file_and_column(csv_path):
 def test_feature_errors_name_the_file(csv_path):
     with pytest.raises(KeyError, match=r"impressions\.csv: Feature 'city' has no column"):
         read_csv(csv_path, [SparseFeature("city", 10, 4)])
-    with pytest.raises(ValueError, match=r"impressions\.csv: SparseFeature 'note': ids must be integers"):
+    with pytest.raises(ValueError, match=r"impressions\.csv: SparseFeature 'note': 3 row\(s\) hold values that are not integer ids, the first 'a' at row 0"):
         read_csv(csv_path, [SparseFeature("note", 10, 4)])
+
+
+def test_files_without_rows_are_refused(tmp_path):
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("user_id,price,click\n")
+    with pytest.raises(ValueError, match=r"header\.csv: holds no rows \(columns: \['user_id', 'price', 'click'\]\)"):
+        read_csv(header_only, FEATURES[:1], label_columns="click")
+    empty = tmp_path / "empty.parquet"
+    pd.DataFrame({"user_id": pd.Series([], dtype="int64")}).to_parquet(empty)
+    with pytest.raises(ValueError, match=r"empty\.parquet: holds no rows"):
+        read_parquet(empty)
+
+
+def test_conversion_options_reach_to_feature_arrays(tmp_path):
+    path = tmp_path / "gappy.csv"
+    path.write_text("user_id,price,click\n3,,1\n700,inf,0\n")
+    with pytest.raises(ValueError, match=r"gappy\.csv: DenseFeature 'price': 2 row\(s\) hold NaN \(missing\) or Inf values, the first nan at row 0"):
+        read_csv(path, [FEATURES[0], FEATURES[3]])
+    x, _ = read_csv(path, [FEATURES[0], FEATURES[3]], fill_non_finite={"price": 2.0})
+    assert x["price"].tolist() == [2.0, 2.0]
+    with pytest.raises(ValueError, match=r"gappy\.csv: SparseFeature 'user_id': 1 row\(s\) hold ids outside \[0, 100\), the first 700 at row 1"):
+        read_csv(path, [FEATURES[0]], unknown_ids="raise")

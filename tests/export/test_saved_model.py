@@ -1,12 +1,12 @@
 """SavedModel export: both signatures match the Keras model, the fused score is right and
-changeable after loading, versions are atomic, and the warmup requests are valid."""
+changeable after loading, versions are atomic (a kill mid-export: tests/reliability/
+test_export_faults.py), and the warmup requests are valid."""
 
 import json
 import os
-import signal
+import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -156,39 +156,19 @@ def test_saved_model_cli_lists_both_signatures(data, tmp_path):
         assert name in shown
 
 
-CRASHING_EXPORT = """
-import pathlib, sys, time
-from tf_mtl.data import click_conversion
-from tf_mtl.export import export_saved_model, saved_model
-from tf_mtl.models import build_model
-
-base, ready = sys.argv[1], pathlib.Path(sys.argv[2])
-data = click_conversion(200, seed=0)
-model = build_model("shared_bottom", data.features, data.task_types, data.task_names)
-
-def stall(path, model_name, inputs):  # the SavedModel is half written when the process dies
-    ready.touch()
-    time.sleep(600)
-
-saved_model.write_warmup = stall
-export_saved_model(model, base)
-"""
-
-
-def test_a_process_killed_mid_export_leaves_no_version(data, tmp_path):
-    base, ready = tmp_path / "ranker", tmp_path / "ready"
-    child = subprocess.Popen([sys.executable, "-c", CRASHING_EXPORT, str(base), str(ready)])
-    try:
-        for _ in range(600):
-            if ready.exists() or child.poll() is not None:
-                break
-            time.sleep(0.1)
-        assert ready.exists(), "the export never reached the warmup file"
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-    # The half-written export is a hidden folder: no version is visible, and the next export is 1.
-    assert next_version(base) == 1
-    assert all(name.startswith(".") for name in os.listdir(base))
-    path = export_saved_model(small_model("mmoe", data), base)
-    assert path.endswith("1") and tf.saved_model.load(path).signatures["serving_default"] is not None
+def test_the_next_export_removes_the_partials_of_dead_writers_only(data, tmp_path):
+    host, token = socket.gethostname(), "0123456789abcdef"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = [f".1.{host}.{dead.pid}.{token}.partial", f".metrics.json.{host}.{dead.pid}.{token}.partial"]
+    kept = [
+        f".1.{host}.{os.getpid()}.{token}.partial",  # a writer still running
+        f".1.{host}-other.{dead.pid}.{token}.partial",  # another host's (a shared file system)
+        ".1-partial",  # not written by atomic_path
+    ]
+    for name in stale[:1] + kept:
+        (tmp_path / name).mkdir()
+    (tmp_path / stale[1]).write_text("{")
+    assert next_version(tmp_path) == 1
+    assert export_saved_model(small_model("mmoe", data), tmp_path).endswith("1")
+    assert sorted(os.listdir(tmp_path)) == sorted(["1", *kept])

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tf_mtl.compat import keras
-from tf_mtl.features.embedding import FeatureEmbedding, row_ids
+from tf_mtl.features.embedding import FeatureEmbedding, fit_sequence, row_ids
 from tf_mtl.features.spec import DenseFeature, SequenceFeature, SparseFeature
 
 
@@ -168,6 +168,33 @@ def test_sequence_pooling_with_string_vocabulary_and_custom_padding():
         axis=1,
     )
     np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        # Wider than max_len (padding anywhere), ragged, and narrower: each row keeps its last
+        # max_len non-padding ids, as to_feature_arrays does.
+        tf.constant([[1, 0, 2, 3, 4, 0], [0, 0, 0, 5, 0, 0], [6, 7, 0, 8, 9, 9]], tf.int64),
+        tf.ragged.constant([[1, 2, 3, 0, 4], [5, 0], [6, 7, 8, 9, 9]], tf.int64),
+    ],
+)
+def test_sequences_longer_than_max_len_keep_their_last_ids(values):
+    feature = SequenceFeature("hist", 10, 2, "sum", 3)
+    layer = FeatureEmbedding([feature])
+    layer.build(None)
+    table = _table(11, 2)
+    layer.tables["hist"].assign(table)
+    kept = [[2, 3, 4], [5], [8, 9, 9]]
+    expected = np.stack([table[row].sum(0) for row in kept])
+    np.testing.assert_allclose(layer({"hist": values}).numpy(), expected, rtol=1e-6)
+
+
+def test_sequences_shorter_than_max_len_are_padded():
+    feature = SequenceFeature("tags", None, 2, "max", 3, vocabulary=["a", "b"])
+    np.testing.assert_array_equal(fit_sequence(feature, tf.constant([["", "b"], ["a", "a"]])), [[b"b", b"", b""], [b"a", b"a", b""]])
+    padded = tf.constant([[1, 2, 3]], tf.int64)
+    assert fit_sequence(SequenceFeature("hist", 10, 2, "sum", 3), padded) is padded
 
 
 @pytest.mark.parametrize(

@@ -162,9 +162,10 @@ def test_config_round_trip():
 @pytest.mark.parametrize(
     "args, message",
     [
-        ((0, 1, 1), "n_task must be a positive integer. Received: n_task=0"),
-        ((2, 0, 1), "n_expert_specific must be a positive integer. Received: n_expert_specific=0"),
-        ((2, 1, 1.5), "n_expert_shared must be a positive integer. Received: n_expert_shared=1.5"),
+        ((0, 1, 1), "n_task: expected a positive integer. Received: 0"),
+        ((2, 0, 1), "n_expert_specific: expected a positive integer. Received: 0"),
+        ((2, 1, 1.5), "n_expert_shared: expected a positive integer. Received: 1.5"),
+        ((2, True, 1), "n_expert_specific: expected a positive integer. Received: True"),
     ],
 )
 def test_argument_errors(args, message):

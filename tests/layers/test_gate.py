@@ -119,16 +119,17 @@ def test_config_round_trip():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"num_experts": 0}, "num_experts must be a positive integer. Received: 0"),
-        ({"num_experts": 2.0}, "Received: 2.0"),
-        ({"num_experts": 2, "gate_dropout": 1.0}, "gate_dropout=1.0"),
-        ({"num_experts": 2, "gate_dropout": -0.5}, "gate_dropout=-0.5"),
+        ({"num_experts": 0}, "num_experts: expected a positive integer. Received: 0"),
+        ({"num_experts": 2.0}, "num_experts: expected a positive integer. Received: 2.0"),
+        ({"num_experts": 2, "gate_dropout": 1.0}, "gate_dropout: expected a number in [0, 1). Received: 1.0"),
+        ({"num_experts": 2, "gate_dropout": -0.5}, "gate_dropout: expected a number in [0, 1). Received: -0.5"),
+        ({"num_experts": 2, "gate_dropout": "0.1"}, "gate_dropout: expected a number in [0, 1). Received: '0.1'"),
     ],
 )
 def test_argument_errors(kwargs, message):
     with pytest.raises(ValueError) as info:
         GatedMixture(**kwargs)
-    assert message in str(info.value)
+    assert str(info.value) == f"GatedMixture: {message}"
 
 
 def test_wrong_number_of_experts():

@@ -177,19 +177,26 @@ def test_config_round_trip():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"dims": []}, "dims=[]"),
-        ({"dims": [4, 0]}, "dims=[4, 0]"),
-        ({"dims": [4, True]}, "dims=[4, True]"),
-        ({"dims": [4], "dropout": 1.0}, "dropout=1.0"),
-        ({"dims": [4], "dropout": -0.1}, "dropout=-0.1"),
-        ({"dims": [4], "num_parallel": 0}, "num_parallel must be a positive integer or None. Received: 0"),
-        ({"dims": [4], "activation": "no_such_activation"}, "'no_such_activation'"),
+        ({"dims": []}, "dims: expected a list of layer widths such as [256, 128]. Received: []"),
+        ({"dims": "64"}, "dims: expected a list of layer widths such as [256, 128]. Received: '64'"),
+        ({"dims": [4, 0]}, "dims[1]: expected a positive integer. Received: 0"),
+        ({"dims": [4, True]}, "dims[1]: expected a positive integer. Received: True"),
+        ({"dims": [4], "dropout": 1.0}, "dropout: expected a number in [0, 1). Received: 1.0"),
+        ({"dims": [4], "dropout": -0.1}, "dropout: expected a number in [0, 1). Received: -0.1"),
+        ({"dims": [4], "num_parallel": 0}, "num_parallel: expected a positive integer. Received: 0"),
+        ({"dims": [4], "activation": "no_such_activation"}, "activation: expected a Keras activation name such as 'relu'. Received: 'no_such_activation'"),
+        ({"dims": [4], "batch_norm": 1}, "batch_norm: expected true or false. Received: 1"),
     ],
 )
 def test_argument_errors(kwargs, message):
     with pytest.raises(ValueError) as info:
         MLP(**kwargs)
-    assert message in str(info.value)
+    assert str(info.value) == f"MLP: {message}"
+
+
+def test_a_callable_activation_is_taken():
+    layer = MLP([2], activation=tf.nn.relu6)
+    assert layer.activation_fn is tf.nn.relu6
 
 
 def test_check_mlp_params_returns_a_copy():
@@ -202,20 +209,24 @@ def test_check_mlp_params_returns_a_copy():
 @pytest.mark.parametrize(
     "params, where, message",
     [
-        ({"dim": [8]}, "expert_params", "expert_params: unknown key 'dim'; did you mean 'dims'?"),
+        ({"dim": [8]}, "expert_params", "expert_params.dim: unknown key; did you mean 'dims'?"),
         (
             {"dims": [8], "drop_out": 0.1},
             "tower_params_list[1]",
-            "tower_params_list[1]: unknown key 'drop_out'; did you mean 'dropout'?",
+            "tower_params_list[1].drop_out: unknown key; did you mean 'dropout'?",
         ),
         (
             {"dims": [8], "zzz": 1},
             "bottom_params",
-            "bottom_params: unknown key 'zzz'. Known keys: ['dims', 'activation', 'dropout', 'batch_norm']",
+            "bottom_params.zzz: unknown key. Known keys: ['dims', 'activation', 'dropout', 'batch_norm']",
         ),
-        ({"dropout": 0.1}, "expert_params", "expert_params: 'dims' is required. Received: {'dropout': 0.1}"),
-        (None, "expert_params", "expert_params: 'dims' is required. Received: {}"),
-        ([8], "expert_params", "expert_params must be a dict such as {'dims': [64]}. Received: [8]"),
+        ({"dropout": 0.1}, "expert_params", "expert_params.dims: required, e.g. {'dims': [64]}. Received: {'dropout': 0.1}"),
+        (None, "expert_params", "expert_params.dims: required, e.g. {'dims': [64]}. Received: {}"),
+        ([8], "expert_params", "expert_params: expected a mapping with keys among ['dims', 'activation', 'dropout', 'batch_norm']. Received: [8]"),
+        ({"dims": [64, -1]}, "expert_params", "expert_params.dims[1]: expected a positive integer. Received: -1"),
+        ({"dims": [64], "dropout": "0.1"}, "bottom_params", "bottom_params.dropout: expected a number in [0, 1). Received: '0.1'"),
+        ({"dims": [64], "activation": {"class_name": "zzz"}}, "expert_params",
+         "expert_params.activation: expected a Keras activation name such as 'relu'. Received: {'class_name': 'zzz'}"),
     ],
 )
 def test_check_mlp_params_errors(params, where, message):

@@ -101,4 +101,19 @@ def test_config_round_trip():
 def test_unknown_task_type():
     with pytest.raises(ValueError) as info:
         Tower("ranking")
-    assert str(info.value) == "Tower: task_type must be one of ('classification', 'regression'). Received: task_type='ranking'"
+    assert str(info.value) == "Tower: task_type: expected one of ['classification', 'regression']. Received: 'ranking'"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"dims": [8, 0]}, "Tower: dims[1]: expected a positive integer. Received: 0"),
+        ({"dims": 8}, "Tower: dims: expected a list of layer widths such as [256, 128]. Received: 8"),
+        ({"dropout": "0.1"}, "Tower: dropout: expected a number in [0, 1). Received: '0.1'"),
+        ({"batch_norm": "yes"}, "Tower: batch_norm: expected true or false. Received: 'yes'"),
+    ],
+)
+def test_hidden_layer_errors_name_the_argument(kwargs, message):
+    with pytest.raises(ValueError) as info:
+        Tower("classification", **kwargs)
+    assert str(info.value) == message

@@ -83,12 +83,17 @@ def test_fit_and_evaluate_add_the_calibrator_to_the_weighted_total(features, inp
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"task_types": [C, "regression"]}, "task 'task2' must be 'classification'"),
-        ({"task_types": [C]}, "at least 2"),
-        ({"attention_params": {"dims": 4}}, "attention_params: unknown key 'dims'; did you mean 'dim'"),
+        ({"task_types": [C, "regression"]}, "task_types[1]: expected 'classification'. Received: 'regression'"),
+        ({"task_types": [C]}, "task_types: AITM transfers information between tasks: it needs at least 2. Received: ['classification']"),
+        ({"attention_params": {"dims": 4}}, "attention_params.dims: unknown key; did you mean 'dim'?"),
+        ({"attention_params": {"dim": 0}}, "attention_params.dim: expected a positive integer. Received: 0"),
+        ({"attention_params": [4]}, "attention_params: expected a mapping with keys among ['dim']. Received: [4]"),
+        ({"calibration_weight": -0.1}, "calibration_weight: expected a number >= 0. Received: -0.1"),
+        ({"calibration_weight": "0.6"}, "calibration_weight: expected a finite number. Received: '0.6'"),
     ],
 )
 def test_errors(features, kwargs, message):
     task_types = kwargs.pop("task_types", [C, C])
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError) as info:
         AITM(features, task_types, {"dims": [8]}, [{}] * len(task_types), **kwargs)
+    assert str(info.value) == f"AITM: {message}"

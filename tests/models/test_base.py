@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import tf_mtl.features
 from tf_mtl.compat import keras
-from tf_mtl.models import MMOE, PLE, SharedBottom, build_model
+from tf_mtl.models import MMOE, PLE, SharedBottom, SingleTask, build_model, load_model
 from tf_mtl.models.base import MultiTaskModel, embed_features, make_tasks, task_towers
 
 C, R = "classification", "regression"
@@ -29,6 +29,28 @@ def test_unknown_ids_and_unseen_strings_get_finite_predictions(features, inputs)
         {**inputs, "user": np.full(64, 10**9), "city": np.array(["nowhere"] * 64)}, verbose=0, batch_size=64
     )
     assert all(np.isfinite(v).all() for v in outputs.values())
+
+
+def test_inputs_that_are_not_features_are_left_out(features, inputs):
+    """Keras 3 would feed a dict's values by sorted position: "aaa" would land in "city"."""
+    model = small_model(features)
+    expected = model(inputs)
+    outputs = model({**inputs, "aaa": np.full(64, 1e6, np.float32), "zzz": np.zeros(64)})
+    for name in expected:
+        np.testing.assert_array_equal(outputs[name], expected[name])
+
+
+def test_classification_labels_other_than_0_and_1_fail_the_step(features, inputs):
+    model = small_model(features)
+    model.compile(optimizer="sgd")
+    y = {"click": np.zeros(64, np.float32), "time": np.zeros(64, np.float32)}
+    y["click"][5] = 2.0
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Task click is a classification task.*\] \[1\] \[2\]"):
+        model.fit(inputs, y, batch_size=64, epochs=1, verbose=0)
+    # A row whose weight is 0 may hold any label (a placeholder for a missing one).
+    weights = np.ones(64, np.float32)
+    weights[5] = 0.0
+    model.fit(inputs, y, sample_weight=weights, batch_size=64, epochs=1, verbose=0)
 
 
 def test_default_task_names():
@@ -173,18 +195,30 @@ def test_fit_on_tf_data_with_keras_metrics(features, inputs):
 @pytest.mark.parametrize(
     "build, message",
     [
-        (lambda f: SharedBottom(f, [C, "clasification"], {"dims": [4]}, [{}, {}]), "did you mean 'classification'"),
-        (lambda f: SharedBottom(f, [C, C], {"dim": [4]}, [{}, {}]), "bottom_params: unknown key 'dim'; did you mean 'dims'"),
-        (lambda f: SharedBottom(f, [C, C], {"dims": [4]}, [{}]), "tower_params_list must hold one dict per task"),
-        (lambda f: SharedBottom(f, [C, C], {"dims": [4]}, [{}, {"dropuot": 0.1}]), r"tower_params_list\[1\]: unknown key 'dropuot'"),
-        (lambda f: MMOE(f, [C, C], 0, {"dims": [4]}, [{}, {}]), "n_expert must be a positive integer"),
-        (lambda f: PLE(f, [C, C], 1, 1, 1, {"dims": [4]}, [{}, {}], task_names=["a", "a"]), "task_names must be distinct"),
-        (lambda f: build_model("mmeo", f, [C, C]), "did you mean 'mmoe'"),
+        (lambda f: SharedBottom(f, [C, "clasification"], {"dims": [4]}, [{}, {}]),
+         "task_types[1]: unknown task type 'clasification'; did you mean 'classification'?"),
+        (lambda f: SharedBottom(f, [C, C], {"dim": [4]}, [{}, {}]), "SharedBottom: bottom_params.dim: unknown key; did you mean 'dims'?"),
+        (lambda f: SharedBottom(f, [C, C], {"dims": [4]}, [{}]),
+         "SharedBottom: tower_params_list: expected one dict per task (2 tasks: ['task1', 'task2']). Received: [{}]"),
+        (lambda f: SharedBottom(f, [C, C], {"dims": [4]}, [{}, {"dropuot": 0.1}]),
+         "SharedBottom: tower_params_list[1].dropuot: unknown key; did you mean 'dropout'?"),
+        (lambda f: SingleTask(f, [C, C], {"dims": [4, -8]}, [{}, {}]), "SingleTask: bottom_params.dims[1]: expected a positive integer. Received: -8"),
+        (lambda f: MMOE(f, [C, C], 0, {"dims": [4]}, [{}, {}]), "MMOE: n_expert: expected a positive integer. Received: 0"),
+        (lambda f: MMOE(f, [C, C], 2, {"dims": 4}, [{}, {}]),
+         "MMOE: expert_params.dims: expected a list of layer widths such as [256, 128]. Received: 4"),
+        (lambda f: MMOE(f, [C, C], 2, {"dims": [4]}, [{}, {"dims": [0]}]), "MMOE: tower_params_list[1].dims[0]: expected a positive integer. Received: 0"),
+        (lambda f: MMOE(f, [C, C], 2, {"dims": [4], "batch_norm": "no"}, [{}, {}]),
+         "MMOE: expert_params.batch_norm: expected true or false. Received: 'no'"),
+        (lambda f: PLE(f, [C, C], 1, 1, 1, {"dims": [4]}, [{}, {}], task_names=["a", "a"]),
+         "task_names[1]: 'a' is used more than once (also task_names[0])."),
+        (lambda f: MMOE(list(f) + [f[0]], [C, C], 2, {"dims": [4]}, [{}, {}]), "features[4].name: 'user' is used more than once (also features[0])."),
+        (lambda f: build_model("mmeo", f, [C, C]), "Unknown model 'mmeo'; did you mean 'mmoe'?"),
     ],
 )
 def test_errors_name_the_culprit(features, build, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError) as info:
         build(features)
+    assert str(info.value) == message
 
 
 def test_missing_input_names_the_feature(features, inputs):
@@ -240,5 +274,20 @@ def test_embedding_gradients_touch_only_the_batch_rows(features, inputs):
 
 
 def test_a_misspelled_model_argument_is_refused():
-    with pytest.raises(TypeError, match=r"MMOE: unknown arguments \['n_experts'\]; did you mean 'n_expert'\?"):
+    with pytest.raises(ValueError, match=r"^MMOE: n_experts: unknown argument; did you mean 'n_expert'\?$"):
         build_model("mmoe", [tf_mtl.features.SparseFeature("user", 10, 2)], ["classification"], n_experts=8)
+
+
+def test_load_model_reads_a_saved_model_and_refuses_other_files(features, inputs, tmp_path):
+    model = small_model(features)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = load_model(path)
+    assert type(loaded) is SharedBottom and loaded.task_names == ["click", "time"]
+    np.testing.assert_allclose(loaded.predict(inputs, verbose=0)["click"], model.predict(inputs, verbose=0)["click"], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"model\.h5: expected a \.keras file"):
+        load_model(tmp_path / "model.h5")
+    plain = tmp_path / "plain.keras"
+    keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).save(str(plain))
+    with pytest.raises(ValueError, match=r"plain\.keras: holds a Sequential, not a tf_mtl model"):
+        load_model(plain)

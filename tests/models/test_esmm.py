@@ -71,14 +71,15 @@ def test_ctcvr_label_is_click_and_conversion_even_if_the_raw_conversion_column_i
 @pytest.mark.parametrize(
     "task_types, names, message",
     [
-        ([C, "regression"], None, "task 'cvr' must be 'classification'"),
-        ([C, C, C], None, "ESMM models two tasks"),
-        ([C, C], ["ctr", "ctcvr"], "'ctcvr' names the derived output"),
+        ([C, "regression"], None, "task_types[1]: expected 'classification'. Received: 'regression'"),
+        ([C, C, C], None, "task_types: ESMM models two tasks, click then conversion. Received: ['classification', 'classification', 'classification']"),
+        ([C, C], ["ctr", "ctcvr"], "task_names[1]: 'ctcvr' names the derived output; choose another name."),
     ],
 )
 def test_rejects_what_it_cannot_model(features, task_types, names, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError) as info:
         ESMM(features, task_types, None, [{}] * len(task_types), task_names=names)
+    assert str(info.value) == f"ESMM: {message}"
 
 
 def test_optional_shared_hidden_layers(features):

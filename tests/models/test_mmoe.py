@@ -76,5 +76,6 @@ def test_gate_dropout_only_while_training(features, inputs):
 
 
 def test_gate_dropout_out_of_range(features):
-    with pytest.raises(ValueError, match="gate_dropout must be in"):
+    with pytest.raises(ValueError) as info:
         MMOE(features, [C, C], 2, {"dims": [8]}, [{}, {}], gate_dropout=1.0)
+    assert str(info.value) == "MMOE: gate_dropout: expected a number in [0, 1). Received: 1.0"

@@ -54,6 +54,16 @@ def test_levels_pass_task_and_shared_outputs_on_and_each_tower_reads_its_task(fe
         np.testing.assert_allclose(outputs[task], model.get_layer(task)(representation), rtol=1e-5, atol=1e-6)
 
 
-def test_n_level_must_be_positive(features):
-    with pytest.raises(ValueError, match="n_level must be a positive integer"):
-        PLE(features, [C, C], 0, 1, 1, {"dims": [5]}, [{}, {}])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((0, 1, 1), "n_level: expected a positive integer. Received: 0"),
+        ((1, 0, 1), "n_expert_specific: expected a positive integer. Received: 0"),
+        ((1, 1, -2), "n_expert_shared: expected a positive integer. Received: -2"),
+        ((1, True, 1), "n_expert_specific: expected a positive integer. Received: True"),
+    ],
+)
+def test_sizes_must_be_positive_integers(features, args, message):
+    with pytest.raises(ValueError) as info:
+        PLE(features, [C, C], *args, {"dims": [5]}, [{}, {}])
+    assert str(info.value) == f"PLE: {message}"

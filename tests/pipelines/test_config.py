@@ -1,5 +1,8 @@
+import os
+
 import pytest
 
+import pipelines.config
 from pipelines.checks import ConfigError
 from pipelines.config import check_config, load_config
 from pipelines.hyperparameters import apply_hyperparameters, hyperparameter_values
@@ -34,7 +37,7 @@ def test_overrides_are_yaml_and_paths_are_relative_to_the_working_folder(tmp_pat
     path = _write(tmp_path, """
 name: demo
 data: {path: a.csv}
-features: [{name: user_id, kind: sparse}]
+features: [{name: user_id, kind: sparse, embed_dim: 4}]
 tasks: [{name: ctr, type: classification, label: click}]
 model: {name: mmoe}
 """)
@@ -62,8 +65,43 @@ model: {name: mmoe}
         ({"tuning": {"space": {"foo.bar": [1, 2]}}}, "tuning.space.foo.bar"),
         ({"tuning": {"space": {"model.params.n_expert": [2, 4]}, "samples": "many"}}, "tuning.samples: expected an integer"),
         ({"tuning": {"space": {"model.params.n_expert": [2, 4]}, "objective": "ctr/acu"}}, "tuning.objective: 'ctr/acu' is not a validation figure; did you mean 'ctr/auc'?"),
-        ({"model": {"name": "mmoe", "params": {"n_experts": 4}}}, "model: "),
-        ({"model": {"name": "esmm"}, "tasks": [{"name": "t", "type": "regression", "label": "y"}]}, "model: ESMM models two tasks"),
+        ({"model": {"name": "mmoe", "params": {"n_experts": 4}}}, "model.params.n_experts: MMOE: unknown argument; did you mean 'n_expert'?"),
+        ({"model": {"name": "esmm"}, "tasks": [{"name": "t", "type": "regression", "label": "y"}]},
+         "tasks: ESMM: ESMM models two tasks, click then conversion. Received: ['regression']"),
+        ({"model": {"name": "aitm"}, "tasks": [{"name": "a", "type": "classification", "label": "x"}, {"name": "b", "type": "regression", "label": "y"}]},
+         "tasks[1].type: AITM: expected 'classification'. Received: 'regression'"),
+        ({"model": {"name": "mmoe", "params": {"expert_params": {"dims": [16, 0]}}}},
+         "model.params.expert_params.dims[1]: MMOE: expected a positive integer. Received: 0"),
+        ({"model": {"name": "mmoe", "params": {"tower_params_list": [{"dims": [8]}, {"dropout": "high"}]}}},
+         "model.params.tower_params_list[1].dropout: MMOE: expected a number in [0, 1). Received: 'high'"),
+        ({"model": {"name": "mmoe", "params": {"n_expert": -2}}}, "model.params.n_expert: MMOE: expected a positive integer. Received: -2"),
+        ({"features": [{"name": "u", "kind": "sparse", "embed_dim": 0}]}, "features[0].embed_dim: SparseFeature 'u': expected a positive integer. Received: 0"),
+        ({"features": [{"name": "u", "kind": "sparse", "embed_dim": 4, "vocab_size": -5}]},
+         "features[0].vocab_size: SparseFeature 'u': expected a positive integer. Received: -5"),
+        ({"features": [{"name": "u", "kind": "sparse"}]}, "features[0].embed_dim: required SparseFeature field is missing."),
+        ({"features": [{"name": "h", "kind": "sequence", "embed_dim": 4}]}, "features[0].max_len: SequenceFeature 'h': required: the padded sequence length."),
+        ({"features": [{"name": "h", "kind": "sequence", "embed_dim": 4, "max_len": 5, "pooling": "median"}]},
+         "features[0].pooling: SequenceFeature 'h': expected one of ['mean', 'sum', 'max']. Received: 'median'"),
+        ({"features": [{"name": "u", "kind": "sparse", "embed_dim": 4}, {"name": "u", "kind": "dense"}]},
+         "features[1].name: 'u' is used more than once (also features[0])."),
+        ({"features": [{"name": "a", "kind": "sparse", "embed_dim": 4, "shared_embed_name": "t"},
+                       {"name": "b", "kind": "sequence", "embed_dim": 8, "max_len": 3, "shared_embed_name": "t"}]},
+         "features[1].embed_dim: 'b' shares the embedding table 't' with 'a' (features[0]), so they must agree on it."),
+        ({"tasks": [{"name": "c t r", "type": "classification", "label": "click"}]}, "tasks[0].name: expected a name that starts with a letter"),
+        ({"name": "../elsewhere"}, "name: expected a name that starts with a letter"),
+        ({"push": {"model_name": "a/b"}}, "push.model_name: expected a name that starts with a letter"),
+        ({"training": {"epochs": 0}}, "training.epochs: expected an integer >= 1. Received: 0"),
+        ({"training": {"optimizer": {"name": "adamm"}}}, "training.optimizer.name: expected a Keras optimizer name such as 'adam'. Received: 'adamm'"),
+        ({"tuning": {"space": {"model.params.n_expert": [2, 0]}}},
+         "tuning.space.model.params.n_expert: the choice 0 does not fit: model.params.n_expert: MMOE: expected a positive integer. Received: 0"),
+        ({"tuning": {"space": {"model.params.expert_params.dims": [[16], [16, -1]]}}},
+         "tuning.space.model.params.expert_params.dims: the choice '[16, -1]' does not fit: model.params.expert_params.dims[1]: MMOE: "
+         "expected a positive integer. Received: -1"),
+        ({"tuning": {"space": {"training.batch_size": {"min": 0, "max": 512}}}},
+         "tuning.space.training.batch_size: the choice 0 does not fit: training.batch_size: expected an integer >= 1. Received: 0"),
+        ({"fusion": {"search": {"metric": "auc:ctr", "grid_step": 0}}}, "fusion.search.grid_step: expected a number in (0, 1]. Received: 0"),
+        ({"fusion": {"search": {"metric": "auc:ctr", "method": "random"}}}, "fusion.search.n_samples: expected an integer >= 1. Received: None"),
+        ({"fusion": {"search": {"metric": "auc:ctr", "method": "bayes"}}}, "fusion.search.method: expected one of ['grid', 'random']"),
         ({"training": {"optimizer": {"lr": "big"}}}, "training.optimizer.lr: expected a number"),
         ({"training": {"weighting": {"method": "uwll"}}}, "training.weighting: Unknown weighting method 'uwll'; did you mean 'uwl'?"),
         ({"training": {"monitor": "nope"}}, "training.monitor: 'nope' is not a validation figure"),
@@ -93,10 +131,16 @@ def test_a_file_error_names_the_file(tmp_path):
         load_config(_write(tmp_path, "name: demo\nlearning_rate: 1\n"))
 
 
-def test_yaml_is_read_safely(tmp_path):
-    path = _write(tmp_path, "name: !!python/object/apply:os.system ['echo hacked']\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+def test_a_key_given_twice_is_refused(tmp_path):
+    path = _write(tmp_path, "name: demo\ntraining: {epochs: 2}\ntraining: {epochs: 20}\n")
+    with pytest.raises(ConfigError, match=r"pipeline.yaml: not valid YAML: [\s\S]*found the key 'training' a second time[\s\S]*line 3"):
         load_config(path)
+
+
+def test_the_shipped_configs_pass_their_checks():
+    for name in ("quickstart", "census_income"):
+        config = load_config(os.path.join(os.path.dirname(pipelines.config.__file__), "configs", f"{name}.yaml"))
+        assert config["name"] == name
 
 
 def test_hyperparameters_in_every_form_tfx_passes():
@@ -111,7 +155,7 @@ def test_hyperparameters_in_every_form_tfx_passes():
 
 
 def test_check_config_does_not_change_its_argument(tmp_path):
-    config = {"name": "demo", "data": {"path": "a.csv"}, "features": [{"name": "u", "kind": "sparse"}],
+    config = {"name": "demo", "data": {"path": "a.csv"}, "features": [{"name": "u", "kind": "sparse", "embed_dim": 2}],
               "tasks": [{"name": "t", "type": "regression", "label": "y"}], "model": {"name": "mmoe"}}
     checked = check_config(config, str(tmp_path))
     assert "training" not in config and checked["training"]["epochs"] == 2

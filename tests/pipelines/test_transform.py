@@ -87,7 +87,7 @@ def test_errors_name_the_entry():
         build([{"name": "item", "kind": "sparse", "embed_dim": 4, "shared_embed_name": "items"},
                {"name": "history", "kind": "sequence", "embed_dim": 4, "shared_embed_name": "items", "max_len": 3,
                 "max_vocab": 2}])
-    with pytest.raises(ValueError, match=r"features\[0\]: SparseFeature 'item': embed_dim must be a positive integer"):
+    with pytest.raises(ValueError, match=r"features\[0\]\.embed_dim: SparseFeature 'item': expected a positive integer. Received: 0"):
         build([{"name": "item", "kind": "sparse", "embed_dim": 0}])
     with pytest.raises(ValueError, match=r"features\[0\].normalize: expected one of .*Received: 'zscore'"):
         build([{"name": "price", "kind": "dense", "normalize": "zscore"}])

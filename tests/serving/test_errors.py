@@ -4,7 +4,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, inference_pb2, model_management_pb2, predict_pb2
 
 from .conftest import MAX_BATCH, MAX_BYTES, MODEL
 
@@ -18,6 +18,19 @@ def _request(inputs, name=MODEL, signature="serving_default", version=None, outp
     request.output_filter.extend(output_filter)
     for key, value in inputs.items():
         request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+    return request
+
+
+def _broadcast(features, rows):
+    """Every input declares ``rows`` rows, filled from its first value (TensorProto allows it)."""
+    request = _request({})
+    for key, value in features.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value.reshape(-1)[0], shape=(rows, *value.shape[1:])))
+    return request
+
+
+def _negative(request, name):
+    request.inputs[name].tensor_shape.dim[0].size = -3
     return request
 
 
@@ -54,6 +67,9 @@ CASES = {
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         "larger than max",
     ),
+    "rows declared from one value": (lambda f: _broadcast(f, 10**12), grpc.StatusCode.RESOURCE_EXHAUSTED, "Batch size 1000000000000"),
+    "negative size": (lambda f: _negative(_request(f), "user_age"), grpc.StatusCode.INVALID_ARGUMENT, "user_age"),
+    "model name of 100 kB": (lambda f: _request(f, name="x" * 100_000), grpc.StatusCode.NOT_FOUND, "bytes in all"),
     "bad example": (
         lambda f: _request({"examples": np.array([b"not a tf.Example"])}, signature="serve_tf_examples"),
         grpc.StatusCode.INVALID_ARGUMENT,
@@ -90,3 +106,20 @@ def test_metadata_and_status_errors(stub, model_stub):
     with pytest.raises(grpc.RpcError) as error:
         model_stub.GetModelStatus(status, timeout=30)
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("method", ["/tensorflow.serving.PredictionService/Predict", "/tensorflow.serving.ModelService/GetModelStatus"])
+def test_bytes_that_are_not_the_request_message(channel, method):
+    with pytest.raises(grpc.RpcError) as error:
+        channel.unary_unary(method)(b"\xff\xff garbage", timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.value.details().startswith(f"{method}: the request does not parse")
+
+
+def test_unsupported_methods_answer_unimplemented(stub, model_stub):
+    with pytest.raises(grpc.RpcError) as error:
+        stub.MultiInference(inference_pb2.MultiInferenceRequest(), timeout=30)
+    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED and "MultiInference" in error.value.details()
+    with pytest.raises(grpc.RpcError) as error:
+        model_stub.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(), timeout=30)
+    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED and "fixed at start-up" in error.value.details()

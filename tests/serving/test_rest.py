@@ -2,14 +2,18 @@
 status and metadata; errors as JSON with TF Serving's HTTP codes."""
 
 import base64
+import http.client
 import json
+import socket
 import urllib.error
 import urllib.request
 
 import numpy as np
 import pytest
 
+from tests.reliability._serving import http_exchange
 from tf_mtl.export import to_examples
+from tf_mtl.serving.rest import RestHandler
 
 from .conftest import MAX_BATCH, MAX_BYTES, MODEL, to_json
 
@@ -77,6 +81,12 @@ def test_errors(server, features):
         (predict, {"instances": [dict(r, item_price="cheap") for r in rows]}, 400, "item_price"),
         (predict, {"instances": rows * (MAX_BATCH // 8 + 1)}, 413, "batch size"),
         (predict, {"instances": rows, "inputs": {}}, 400, "instances"),
+        (f"/v1/models/{MODEL}/versions/{2**63}:predict", {"instances": rows}, 400, "not an int64"),
+        (predict, {"signature_name": ["serving_default"], "instances": rows}, 404, "['serving_default']"),
+        (predict, {"instances": [dict(r, user_id=2**63) for r in rows[:1]]}, 400, "out of the range of dtype int64"),
+        (predict, {"instances": [dict(r, item_category={"b64": "abc"}) for r in rows]}, 400, "item_category"),
+        (predict, {"instances": [dict(r, item_category={"b64": None}) for r in rows]}, 400, "item_category"),
+        (predict, {"instances": [dict(r, item_category="\ud800") for r in rows]}, 400, "item_category"),
     ]
     for path, body, code, word in cases:
         received, answer = _call(server, path, body)
@@ -86,3 +96,33 @@ def test_errors(server, features):
     assert code == 413 and f"{MAX_BYTES + 1} bytes" in answer["error"]
     assert _call(server, "/v1/other")[0] == 404
     assert _call(server, predict, {"instances": rows})[0] == 200
+
+
+@pytest.mark.parametrize(
+    "method, path, body, headers, code, word",
+    [
+        ("POST", f"/v1/models/{MODEL}:predict", b"[" * 100_000, {}, 400, "nested too deeply"),
+        ("POST", f"/v1/models/{MODEL}:predict", b"{}", {"Content-Length": "2x"}, 400, "Content-Length '2x'"),
+        ("POST", f"/v1/models/{MODEL}:predict", b"2\r\n{}\r\n0\r\n\r\n", {"Transfer-Encoding": "chunked"}, 400, "chunked"),
+        ("POST", f"/v1/models/{MODEL}:predict", b"{}", {"Content-Length": "2", "Transfer-Encoding": "chunked"}, 400, "chunked"),
+        ("POST", f"/v1/models/{MODEL}:predict", b"{}", {"Content-Length": "2", "content-length": "3"}, 400, "Conflicting Content-Length"),
+        ("PUT", f"/v1/models/{MODEL}", b"", {}, 501, "Unsupported method ('PUT')"),
+        ("POST", "", b"", {}, 400, "Bad HTTP/0.9 request type"),
+        ("GET", "/" + "x" * 70_000, b"", {}, 414, "URI Too Long"),
+    ],
+)
+def test_malformed_http_is_answered_in_json(server, method, path, body, headers, code, word):
+    length = headers.pop("Content-Length", str(len(body)) if "Transfer-Encoding" not in headers else False)
+    status, content_type, data = http_exchange(server.rest_api_port, method, path, body, headers=headers,
+                                               content_length=length.encode() if length else length)
+    assert (status, content_type) == (code, "application/json") and word in json.loads(data)["error"], data
+    assert _call(server, f"/v1/models/{MODEL}")[0] == 200
+
+
+def test_a_body_that_stops_is_answered_408(server, monkeypatch):
+    monkeypatch.setattr(RestHandler, "timeout", 0.5)
+    with socket.create_connection(("127.0.0.1", server.rest_api_port), timeout=30) as sock:
+        sock.sendall(f"POST /v1/models/{MODEL}:predict HTTP/1.1\r\nContent-Length: 100\r\n\r\n{{".encode())
+        response = http.client.HTTPResponse(sock, method="POST")
+        response.begin()
+        assert response.status == 408 and "did not arrive within 0.5 s" in json.load(response)["error"]

@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 
 from tf_mtl.cli import main
-from tf_mtl.serving import Client, configure_threads
-from tf_mtl.serving.server import is_loopback
+from tf_mtl.serving import Client, ModelServer, configure_threads
+from tf_mtl.serving.server import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_REQUEST_BYTES, is_loopback
 
 from .conftest import MODEL
 
@@ -53,8 +53,30 @@ def test_serve_command(version_1, features, reference):
 
 
 def test_serve_rejects_bad_arguments(version_1):
-    with pytest.raises(ValueError, match="max_batch_size"):
-        main(["serve", "--model_name", MODEL, "--model_base_path", str(version_1.parent), "--port", "0", "--max_batch_size", "0"])
+    with pytest.raises(ValueError, match="max_batch_size must be >= 1. Received: max_batch_size=-1"):
+        main(["serve", "--model_name", MODEL, "--model_base_path", str(version_1.parent), "--port", "0", "--max_batch_size", "-1"])
+
+
+@pytest.mark.parametrize(
+    "flags, caps",
+    [
+        ([], (DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_REQUEST_BYTES)),
+        (["--max_batch_size", "0"], (None, DEFAULT_MAX_REQUEST_BYTES)),
+        (["--max_batch_size", "16", "--max_request_bytes", "1000"], (16, 1000)),
+    ],
+)
+def test_serve_caps_default_to_the_servers_and_zero_lifts_the_batch_cap(version_1, monkeypatch, flags, caps):
+    seen = []
+    monkeypatch.setattr(ModelServer, "wait", lambda server: seen.append((server.host, server.max_batch_size, server.max_request_bytes)))
+    assert main(["serve", "--model_name", MODEL, "--model_base_path", str(version_1.parent), "--port", "0", "--rest_api_port", "0", *flags]) == 0
+    assert seen == [("127.0.0.1", *caps)]
+
+
+def test_serve_help_names_the_servers_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(default {DEFAULT_MAX_BATCH_SIZE} rows)" in text and f"(default {DEFAULT_MAX_REQUEST_BYTES >> 20} MiB)" in text
 
 
 @pytest.mark.parametrize("host, expected", [("127.0.0.1", True), ("localhost", True), ("::1", True), ("0.0.0.0", False), ("10.1.2.3", False), ("example.com", False)])

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tf_mtl.serving.servable import _tensor
-from tf_mtl.serving.tensors import from_proto, to_proto
+from tf_mtl.serving.tensors import from_proto, shape_of, to_proto
 
 
 @pytest.mark.parametrize(
@@ -30,6 +30,12 @@ def test_round_trip_and_agreement_with_tensorflow(array):
 def test_non_contiguous_arrays_are_written_in_order():
     array = np.arange(12, dtype=np.int64).reshape(3, 4)[:, ::2]
     np.testing.assert_array_equal(from_proto(to_proto(array)), array)
+
+
+def test_shape_of_reads_the_declared_shape_without_decoding():
+    assert shape_of(to_proto(np.zeros((3, 4), np.float32))) == (3, 4)
+    assert shape_of(tf.make_tensor_proto(1.0, shape=[10**12, 2])) == (10**12, 2)
+    assert shape_of(to_proto(np.float64(1.0))) == ()
 
 
 def test_content_that_does_not_fill_the_shape_is_refused():

@@ -1,19 +1,20 @@
 """Version policy: a new version is picked up by polling and replaces the old one (TF Serving's
-default, latest version only); a corrupt newer version is reported and the last good one keeps
-serving; hidden and non-numeric folders are ignored."""
+default, latest version only), and the old one's memory is freed; a version that fails to load
+is reported, and loaded again once its folder changes; only folders named by a plain int64 are
+versions. Corrupt versions of every kind, and hot reloads under load, are in
+tests/reliability (test_export_faults.py, test_load.py)."""
 
 import shutil
-import threading
 import time
+import weakref
 
 import grpc
 import numpy as np
 import pytest
-import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from tf_mtl.export import export_saved_model
 from tf_mtl.serving import Client, ModelServer
+from tf_mtl.serving.manager import ModelManager, VersionStatus
 
 from .conftest import MODEL
 
@@ -36,7 +37,7 @@ def base_dir(version_1, tmp_path):
     return base
 
 
-def test_new_version_replaces_old_and_corrupt_version_is_reported(model, base_dir, features, reference):
+def test_new_version_replaces_old(model, base_dir, features, reference):
     expected = reference("serving_default", features)["score"]
     with ModelServer(MODEL, base_dir, port=0, rest_api_port=None, poll_seconds=0.1) as server, Client("127.0.0.1", server.port, MODEL) as client:
         assert [s["version"] for s in client.status()] == [1]
@@ -51,52 +52,55 @@ def test_new_version_replaces_old_and_corrupt_version_is_reported(model, base_di
             client.predict(features, version=1)
         assert error.value.code() == grpc.StatusCode.NOT_FOUND
 
-        (base_dir / "3").mkdir()
-        (base_dir / "3" / "saved_model.pb").write_bytes(b"")
-        _wait_for(lambda: client.status()[0]["version"] == 3 and client.status()[0]["state"] == "END")
-        failed = client.status(version=3)[0]
-        assert failed["error_code"] != "OK" and "saved_model" in failed["error_message"].lower()
-        assert client.status(version=2)[0]["state"] == "AVAILABLE"
-        np.testing.assert_allclose(client.predict(features)["score"], expected, atol=1e-6)
-        with pytest.raises(grpc.RpcError) as error:
-            client.predict(features, version=3)
-        assert error.value.code() == grpc.StatusCode.NOT_FOUND
 
-
-def test_start_skips_a_corrupt_newest_version(base_dir, features):
+def test_a_failed_version_is_loaded_again_only_once_its_folder_changes(base_dir, version_1, features, caplog):
     (base_dir / "5").mkdir()
     with ModelServer(MODEL, base_dir, port=0, rest_api_port=None, poll_seconds=0) as server, Client("127.0.0.1", server.port, MODEL) as client:
-        assert [(s["version"], s["state"]) for s in client.status()] == [(5, "END"), (1, "AVAILABLE")]
+        assert [(s["version"], s["state"], s["error_code"]) for s in client.status()] == [(5, "END", "NOT_FOUND"), (1, "AVAILABLE", "OK")]
+        assert client.status(version=5)[0]["error_message"].startswith(f"Failed to load {base_dir / '5'}: FileNotFoundError")
         assert client.predict(features)["score"].shape == (8,)
+        failures = [r for r in caplog.records if r.levelname == "ERROR"]
+        server.manager.poll()
+        assert [r for r in caplog.records if r.levelname == "ERROR"] == failures
+        shutil.copytree(version_1, base_dir / "5", dirs_exist_ok=True)
+        server.manager.poll()
+        assert [(s["version"], s["state"], s["error_code"]) for s in client.status()] == [(5, "AVAILABLE", "OK"), (1, "END", "OK")]
 
 
-def test_requests_during_a_swap_all_succeed(model, base_dir, features, reference):
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = MODEL
-    for name, value in features.items():
-        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
-    expected = reference("serving_default", features)["score"]
-    versions, failures, done = [], [], threading.Event()
-    with ModelServer(MODEL, base_dir, port=0, rest_api_port=None, poll_seconds=0.05) as server:
-        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+def test_an_unloaded_version_is_freed_at_the_next_poll(model, base_dir):
+    manager = ModelManager(MODEL, base_dir, poll_seconds=0)
+    manager.start()
+    # A loaded SavedModel's function graphs sit in reference cycles: only the cyclic collector frees them.
+    old = weakref.ref(manager.servable(MODEL).signatures["serving_default"].graph)
+    export_saved_model(model, base_dir, version=2)
+    manager.poll()
+    assert manager.status(MODEL) == [VersionStatus(2, "AVAILABLE"), VersionStatus(1, "END")]
+    manager.poll()
+    assert old() is None
 
-            def hammer():
-                try:
-                    while not done.is_set():
-                        response = stub.Predict(request, timeout=30)
-                        np.testing.assert_allclose(tf.make_ndarray(response.outputs["score"]), expected, atol=1e-6)
-                        versions.append(response.model_spec.version.value)
-                except Exception as error:  # re-raised in the test below, with its traceback
-                    failures.append(error)
-                    done.set()
 
-            thread = threading.Thread(target=hammer)
-            thread.start()
-            export_saved_model(model, base_dir, version=2)
-            _wait_for(lambda: failures or (versions and versions[-1] == 2))
-            done.set()
-            thread.join()
-    if failures:
-        raise failures[0]
-    assert versions == sorted(versions) and versions[0] == 1
+def test_only_plain_int64_folder_names_are_versions(tmp_path):
+    # Each other name would load another folder than <base>/str(version), or not fit the gRPC API's int64.
+    for name in ["1", "\u0663", "8\n", "0005", "9" * 25, str(2**63)]:
+        (tmp_path / name).mkdir()
+    assert ModelManager(MODEL, tmp_path, poll_seconds=0).versions_on_disk() == [1]
+
+
+def test_polling_goes_on_after_the_base_folder_could_not_be_listed(base_dir, monkeypatch, caplog):
+    manager = ModelManager(MODEL, base_dir, poll_seconds=0.01)
+    listings = []
+
+    def flaky():
+        listings.append(None)
+        if len(listings) == 2:
+            raise PermissionError(13, "Permission denied", str(base_dir))
+        return [1]
+
+    manager.start()
+    monkeypatch.setattr(manager, "versions_on_disk", flaky)
+    try:
+        _wait_for(lambda: len(listings) >= 4)
+    finally:
+        manager.stop()
+    assert manager.servable(MODEL).version == 1
+    assert any("cannot list" in record.getMessage() for record in caplog.records)

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_mtl.data import DataGenerator
 from tf_mtl.training import MTLTrainer, NonFiniteLossError
 
 from ._data import C, R, tiny_model
@@ -24,8 +23,8 @@ def poisoned(click, column, value):
     x = {k: v[:n].copy() for k, v in x.items()}
     y = {k: y[k][:n].copy() for k in ("ctr", "dwell")}
     (x if column in x else y)[column][BAD_ROW] = value
-    train, _, _ = DataGenerator(x, y).generate_dataloader(batch_size=BATCH, shuffle=False)
-    return train
+    # tf.data directly: DataGenerator refuses non-finite feature values before training.
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
 
 
 def trainer_on(click, path, n_epoch=3, seed=0):

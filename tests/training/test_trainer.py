@@ -141,6 +141,13 @@ def test_a_dataset_of_unknown_length_needs_steps_per_epoch(click, click_loaders,
         trainer.fit(train.repeat())
 
 
+def test_fit_takes_a_dataset_not_arrays(click, tmp_path):
+    _, x, y = click
+    trainer = MTLTrainer(tiny_model(click[0], "mmoe"), model_path=str(tmp_path), verbose=0)
+    with pytest.raises(TypeError, match=r"tf.data.Dataset of \(x, y\) batches.*Received: tuple"):
+        trainer.fit((x, y))
+
+
 def test_make_optimizer_takes_lr_and_weight_decay():
     optimizer = make_optimizer(None, {"lr": 0.05, "weight_decay": 1e-4})
     assert isinstance(optimizer, keras.optimizers.Adam)

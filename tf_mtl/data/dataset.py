@@ -16,9 +16,9 @@ from typing import Dict, NamedTuple, Optional, Tuple
 import numpy as np
 import pandas as pd
 
+from tf_mtl.data.checks import check_label
 from tf_mtl.features.spec import Feature, SequenceFeature, validate_features
 from tf_mtl.tasks import TASK_TYPES
-
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -31,7 +31,8 @@ class MultiTaskData:
         task_types: ``"classification"`` or ``"regression"`` per task.
         task_names: one name per task; ``y`` holds exactly these names.
         x: feature name -> numpy array with the shape and dtype the model's input takes.
-        y: task name -> float32 array of shape ``(N,)``.
+        y: task name -> float32 array of shape ``(N,)``: finite, and 0 or 1 for a
+            classification task.
         oracle: for generated data, task name -> the label's expectation given the features
             under the generating model (a probability for classification): the best score any
             model can reach. ``None`` for real data.
@@ -68,6 +69,8 @@ class MultiTaskData:
                         f"MultiTaskData: {part}[{name!r}] has {len(values)} rows; expected {n_rows} "
                         f"like y[{self.task_names[0]!r}]."
                     )
+        for name, task_type in zip(self.task_names, self.task_types):
+            check_label(f"MultiTaskData: y[{name!r}]", task_type, self.y[name])
 
     @property
     def num_examples(self):

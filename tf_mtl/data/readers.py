@@ -14,7 +14,7 @@ from tf_mtl.data.generator import to_feature_arrays
 from tf_mtl.features.spec import DenseFeature, SequenceFeature, validate_features
 
 
-def read_csv(path, features=None, label_columns=None, **pandas_kwargs):
+def read_csv(path, features=None, label_columns=None, fill_non_finite=None, unknown_ids="oov", **pandas_kwargs):
     """Reads a CSV file into feature columns and label columns.
 
     Sequence columns are expected as delimiter-joined strings (``"3|5|9"``, see
@@ -27,6 +27,7 @@ def read_csv(path, features=None, label_columns=None, **pandas_kwargs):
         path: the CSV file.
         features: optional feature spec; ``x`` is then ``to_feature_arrays(frame, features)``.
         label_columns: a column name or a list of them; they must hold numbers.
+        fill_non_finite, unknown_ids: with ``features``, as in ``to_feature_arrays``.
         **pandas_kwargs: passed to ``pandas.read_csv`` (``sep``, ``usecols``, ...).
 
     Returns:
@@ -34,14 +35,16 @@ def read_csv(path, features=None, label_columns=None, **pandas_kwargs):
         but the labels; ``y`` a float32 DataFrame of the label columns, or ``None``.
 
     Raises:
-        FileNotFoundError, ValueError, KeyError: with the file's path in the message.
+        FileNotFoundError, ValueError, KeyError: with the file's path in the message (a file
+        without rows is refused).
     """
     if features is not None and "dtype" not in pandas_kwargs:
         pandas_kwargs["dtype"] = _string_columns(features)
-    return _split(_read(pd.read_csv, "CSV", path, pandas_kwargs), path, features, label_columns)
+    frame = _read(pd.read_csv, "CSV", path, pandas_kwargs)
+    return _split(frame, path, features, label_columns, fill_non_finite=fill_non_finite, unknown_ids=unknown_ids)
 
 
-def read_parquet(path, features=None, label_columns=None, **pandas_kwargs):
+def read_parquet(path, features=None, label_columns=None, fill_non_finite=None, unknown_ids="oov", **pandas_kwargs):
     """Reads a Parquet file into feature columns and label columns, like ``read_csv``.
 
     Sequence columns may be stored as list columns or as delimiter-joined strings.
@@ -50,12 +53,14 @@ def read_parquet(path, features=None, label_columns=None, **pandas_kwargs):
         path: the Parquet file (or directory of a partitioned dataset).
         features: optional feature spec; ``x`` is then ``to_feature_arrays(frame, features)``.
         label_columns: a column name or a list of them; they must hold numbers.
+        fill_non_finite, unknown_ids: with ``features``, as in ``to_feature_arrays``.
         **pandas_kwargs: passed to ``pandas.read_parquet`` (``columns``, ``filters``, ...).
 
     Returns:
         ``(x, y)`` as ``read_csv`` returns them.
     """
-    return _split(_read(pd.read_parquet, "Parquet", path, pandas_kwargs), path, features, label_columns)
+    frame = _read(pd.read_parquet, "Parquet", path, pandas_kwargs)
+    return _split(frame, path, features, label_columns, fill_non_finite=fill_non_finite, unknown_ids=unknown_ids)
 
 
 def _string_columns(features):
@@ -75,8 +80,11 @@ def _read(reader, kind, path, pandas_kwargs):
         raise ValueError(f"{os.fspath(path)}: cannot be read as {kind}: {err}") from err
 
 
-def _split(frame, path, features, label_columns):
+def _split(frame, path, features, label_columns, **conversion):
+    """``(x, y)`` of a file's frame; ``conversion``: ``to_feature_arrays``' options."""
     path = os.fspath(path)
+    if frame.empty:
+        raise ValueError(f"{path}: holds no rows (columns: {list(frame.columns)}); expected at least one example.")
     labels = [label_columns] if isinstance(label_columns, str) else list(label_columns or [])
     for name in labels:
         if name not in frame.columns:
@@ -95,7 +103,7 @@ def _split(frame, path, features, label_columns):
     if clash:
         raise ValueError(f"{path}: column {clash[0]!r} is both a label and a feature; a label must not be an input.")
     try:
-        return to_feature_arrays(frame, features), y
+        return to_feature_arrays(frame, features, **conversion), y
     except KeyError as err:
         raise KeyError(f"{path}: {err.args[0]}") from err
     except ValueError as err:

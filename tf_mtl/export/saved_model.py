@@ -34,7 +34,10 @@ SCORE = "score"
 WARMUP_FILE = "tf_serving_warmup_requests"
 # Where TF Serving looks for it in a version's folder.
 WARMUP_PATH = os.path.join("assets.extra", WARMUP_FILE)
-_VERSION = re.compile(r"^\d+$")
+# A version folder's name: an int64 in plain ASCII decimal, as TF Serving and the gRPC API's
+# model_spec.version take it; "0005" or "٣" would load another folder than str(version).
+_VERSION = re.compile(r"[1-9][0-9]*|0")
+_MAX_VERSION = 2**63 - 1
 
 
 class ServingModule(tf.Module):
@@ -82,12 +85,12 @@ class ServingModule(tf.Module):
 
 
 def versions(base_dir):
-    """The version numbers under ``base_dir``: its numeric folders (TF Serving ignores the rest,
-    such as the hidden folders exports are built in), ascending."""
+    """The version numbers under ``base_dir``: its folders named by an int64 in plain decimal
+    (the rest are ignored, such as the hidden folders exports are built in), ascending."""
     if not os.path.isdir(base_dir):
         return []
-    names = [n for n in os.listdir(base_dir) if _VERSION.match(n) and os.path.isdir(os.path.join(base_dir, n))]
-    return sorted(int(n) for n in names)
+    names = [n for n in os.listdir(base_dir) if _VERSION.fullmatch(n) and int(n) <= _MAX_VERSION]
+    return sorted(int(n) for n in names if os.path.isdir(os.path.join(base_dir, n)))
 
 
 def next_version(base_dir):
@@ -153,7 +156,8 @@ def export_saved_model(model, base_dir, version=None, fusion=None, warmup=None, 
     """Exports ``model`` for TF Serving as ``base_dir/<version>/`` and returns that path.
 
     The version is built in a hidden folder beside it and renamed into place, so a server
-    scanning ``base_dir`` never sees a partial version, and an export that fails leaves nothing.
+    scanning ``base_dir`` never sees a partial version, and an export that fails leaves nothing
+    (one killed leaves its hidden folder, which the next export there removes).
 
     Args:
         model: a tf_mtl model.

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_mtl.compat import keras, register, tf_variable
+from tf_mtl.features.inputs import pad_sequence
 from tf_mtl.features.spec import (
     DenseFeature,
     SequenceFeature,
@@ -83,6 +84,9 @@ def _pretrained_matrix(feature):
         matrix = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise ValueError(f"Feature {feature.name!r}: cannot read pretrained_path {path!r}: {err}") from err
+    if not isinstance(matrix, np.ndarray):
+        matrix.close()
+        raise ValueError(f"Feature {feature.name!r}: pretrained_path {path!r} is an .npz archive; expected one matrix in a .npy file.")
     rows = (feature.vocab_size, feature.num_rows)
     if matrix.ndim != 2 or matrix.shape[0] not in rows or matrix.shape[1] != feature.embed_dim:
         raise ValueError(
@@ -90,6 +94,19 @@ def _pretrained_matrix(feature):
             f"({feature.vocab_size} or {feature.num_rows}, {feature.embed_dim})."
         )
     return matrix.astype("float32")
+
+
+def fit_sequence(feature, values):
+    """A sequence input as ``(batch, max_len)`` ids.
+
+    Ragged rows, or a padded matrix of another width, keep their last (most recent)
+    ``max_len`` ids other than ``padding_value`` and are right-padded, as
+    ``tf_mtl.data.to_feature_arrays`` does; a ``(batch, max_len)`` input is used as it is
+    (no op is added, so exported signatures are unchanged).
+    """
+    if not isinstance(values, tf.RaggedTensor) and values.shape.rank == 2 and values.shape[1] == feature.max_len:
+        return values
+    return pad_sequence(feature, values)
 
 
 def _pool(feature, embedded, mask):
@@ -117,8 +134,9 @@ def _normalize(feature, values):
 class FeatureEmbedding(keras.layers.Layer):
     """Embeds a dict of raw feature values and concatenates them, in feature order.
 
-    Sparse features give ``embed_dim`` values, sequence features their pooled embedding,
-    dense features their (normalized) values. Output shape ``(batch, output_dim)``.
+    Sparse features give ``embed_dim`` values, sequence features their pooled embedding (of
+    their last ``max_len`` ids, see ``fit_sequence``), dense features their (normalized) values.
+    Output shape ``(batch, output_dim)``.
 
     Args:
         features: the feature spec (a list of ``SparseFeature``, ``SequenceFeature``,
@@ -167,6 +185,8 @@ class FeatureEmbedding(keras.layers.Layer):
         parts = []
         for feature in self.features:
             values = inputs[feature.name]
+            if isinstance(feature, SequenceFeature):
+                values = fit_sequence(feature, values)
             if isinstance(feature, DenseFeature):
                 values = tf.cast(values, self.compute_dtype)
                 if feature.embed_dim == 1:

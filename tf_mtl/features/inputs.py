@@ -67,6 +67,7 @@ def parse_examples(serialized, features):
 
 
 def pad_sequence(feature, ragged):
-    """A ragged batch of ids -> ``(batch, max_len)``: the last ``max_len`` ids of each row,
-    right-padded with the feature's ``padding_value``."""
+    """A ragged batch of ids (or a padded matrix) -> ``(batch, max_len)``: the last ``max_len``
+    ids of each row other than the feature's ``padding_value``, right-padded with it."""
+    ragged = tf.ragged.boolean_mask(ragged, tf.not_equal(ragged, feature.padding_value))
     return ragged[:, -feature.max_len :].to_tensor(default_value=feature.padding_value, shape=[None, feature.max_len])

@@ -5,6 +5,7 @@ import math
 import tensorflow as tf
 
 from tf_mtl.compat import build_sublayer, keras, register
+from tf_mtl.features.spec import positive_int
 
 
 @register
@@ -26,9 +27,7 @@ class InformationTransfer(keras.layers.Layer):
 
     def __init__(self, attention_dim, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(attention_dim, int) or attention_dim < 1:
-            raise ValueError(f"InformationTransfer: attention_dim must be a positive integer. Received: {attention_dim!r}")
-        self.attention_dim = attention_dim
+        self.attention_dim = positive_int(attention_dim, "attention_dim", "InformationTransfer")
         self.query = keras.layers.Dense(attention_dim, use_bias=False, name="query")
         self.key = keras.layers.Dense(attention_dim, use_bias=False, name="key")
         self.value = keras.layers.Dense(attention_dim, use_bias=False, name="value")

@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from tf_mtl.compat import keras, register
+from tf_mtl.features.spec import positive_int
 from tf_mtl.layers.gate import GatedMixture
 from tf_mtl.layers.mlp import MLP, check_mlp_params
 
@@ -33,13 +34,10 @@ class ExtractionLevel(keras.layers.Layer):
 
     def __init__(self, n_task, n_expert_specific, n_expert_shared, expert_params, is_last=False, gate_dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        for field, value in (("n_task", n_task), ("n_expert_specific", n_expert_specific), ("n_expert_shared", n_expert_shared)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ExtractionLevel: {field} must be a positive integer. Received: {field}={value!r}")
-        self.n_task = n_task
-        self.n_expert_specific = n_expert_specific
-        self.n_expert_shared = n_expert_shared
-        self.expert_params = check_mlp_params(expert_params, "expert_params")
+        self.n_task = positive_int(n_task, "n_task", "ExtractionLevel")
+        self.n_expert_specific = positive_int(n_expert_specific, "n_expert_specific", "ExtractionLevel")
+        self.n_expert_shared = positive_int(n_expert_shared, "n_expert_shared", "ExtractionLevel")
+        self.expert_params = check_mlp_params(expert_params, "expert_params", owner="ExtractionLevel")
         self.is_last = is_last
         self.gate_dropout = gate_dropout
         self.specific_experts = MLP(num_parallel=n_task * n_expert_specific, name="specific_experts", **self.expert_params)

@@ -8,6 +8,8 @@ import tensorflow as tf
 
 from tf_mtl import compat
 from tf_mtl.compat import build_sublayer, keras, register
+from tf_mtl.features.spec import positive_int
+from tf_mtl.layers.mlp import check_rate
 
 
 @register
@@ -32,12 +34,8 @@ class GatedMixture(keras.layers.Layer):
 
     def __init__(self, num_experts, gate_dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(num_experts, int) or num_experts < 1:
-            raise ValueError(f"GatedMixture: num_experts must be a positive integer. Received: {num_experts!r}")
-        if not 0.0 <= gate_dropout < 1.0:
-            raise ValueError(f"GatedMixture: gate_dropout must be in [0, 1). Received: gate_dropout={gate_dropout!r}")
-        self.num_experts = num_experts
-        self.gate_dropout = gate_dropout
+        self.num_experts = positive_int(num_experts, "num_experts", "GatedMixture")
+        self.gate_dropout = check_rate(gate_dropout, "gate_dropout", "GatedMixture")
         self.gate = keras.layers.Dense(num_experts, activation="softmax", name="gate")
         # Draws the keep mask from a Dropout layer: its random state is checkpointed, so a
         # resumed run drops the same experts as an uninterrupted one.

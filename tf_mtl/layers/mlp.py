@@ -6,31 +6,54 @@ initialization.
 """
 
 
+import numbers
+
 import tensorflow as tf
 
 from tf_mtl import compat
 from tf_mtl.compat import build_sublayer, keras, register
-from tf_mtl.errors import did_you_mean
+from tf_mtl.features.spec import FieldError, join_path, mapping, positive_int
 
 MLP_PARAMS = ("dims", "activation", "dropout", "batch_norm")
 
 
-def check_mlp_params(params, where, required=("dims",)):
+def check_rate(value, path, owner=None):
+    """A dropout probability: a number in ``[0, 1)``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+        raise FieldError(path, f"expected a number in [0, 1). Received: {value!r}", owner)
+    return value
+
+
+def check_mlp_params(params, where, required=("dims",), owner=None):
     """Checks a params dict such as ``{"dims": [256, 128], "dropout": 0.2}``; returns a copy.
 
-    ``where`` names the argument in errors, e.g. ``"expert_params"`` or ``"tower_params_list[1]"``.
+    Every key and value is checked: ``dims`` a list of positive integers (non-empty when
+    required; a tower's may be empty), ``activation`` a Keras activation name (or, from Python,
+    a callable), ``dropout`` in ``[0, 1)``, ``batch_norm`` a boolean. Errors are ``FieldError``s
+    whose path starts with ``where``, e.g. ``expert_params.dims[1]`` or ``tower_params_list[1].dropout``.
     """
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        raise ValueError(f"{where} must be a dict such as {{'dims': [64]}}. Received: {params!r}")
-    for key in params:
-        if key not in MLP_PARAMS:
-            raise ValueError(f"{where}: unknown key {key!r}" + did_you_mean(key, MLP_PARAMS, "Known keys"))
+    params = mapping(params, where, MLP_PARAMS, owner)
     for key in required:
         if key not in params:
-            raise ValueError(f"{where}: {key!r} is required. Received: {params!r}")
-    return dict(params)
+            raise FieldError(join_path(where, key), f"required, e.g. {{'dims': [64]}}. Received: {params!r}", owner)
+    if "dims" in params:
+        dims = params["dims"]
+        if not isinstance(dims, (list, tuple)) or ("dims" in required and not dims):
+            raise FieldError(join_path(where, "dims"), f"expected a list of layer widths such as [256, 128]. Received: {dims!r}", owner)
+        params["dims"] = [positive_int(d, join_path(join_path(where, "dims"), i), owner) for i, d in enumerate(dims)]
+    activation = params.get("activation")
+    if not (activation is None or callable(activation)):
+        try:
+            keras.activations.get(activation)
+        except (TypeError, ValueError):
+            raise FieldError(
+                join_path(where, "activation"), f"expected a Keras activation name such as 'relu'. Received: {activation!r}", owner
+            ) from None
+    if "dropout" in params:
+        check_rate(params["dropout"], join_path(where, "dropout"), owner)
+    if not isinstance(params.get("batch_norm", False), bool):
+        raise FieldError(join_path(where, "batch_norm"), f"expected true or false. Received: {params['batch_norm']!r}", owner)
+    return params
 
 
 @register
@@ -57,17 +80,11 @@ class MLP(keras.layers.Layer):
 
     def __init__(self, dims, activation="relu", dropout=0.0, batch_norm=False, num_parallel=None, **kwargs):
         super().__init__(**kwargs)
-        dims = list(dims)
-        if not dims or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
-            raise ValueError(f"MLP: dims must be a non-empty list of positive integers. Received: dims={dims!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"MLP: dropout must be in [0, 1). Received: dropout={dropout!r}")
-        if num_parallel is not None and (not isinstance(num_parallel, int) or num_parallel < 1):
-            raise ValueError(f"MLP: num_parallel must be a positive integer or None. Received: {num_parallel!r}")
-        try:
-            self.activation_fn = keras.activations.get(activation)
-        except ValueError as err:
-            raise ValueError(f"MLP: unknown activation {activation!r}.") from err
+        params = {"dims": dims, "activation": activation, "dropout": dropout, "batch_norm": batch_norm}
+        dims = check_mlp_params(params, "", owner="MLP")["dims"]
+        if num_parallel is not None:
+            num_parallel = positive_int(num_parallel, "num_parallel", "MLP")
+        self.activation_fn = keras.activations.get(activation)
         self.dims = dims
         self.activation = activation
         self.dropout = dropout

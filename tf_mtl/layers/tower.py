@@ -3,7 +3,8 @@
 import tensorflow as tf
 
 from tf_mtl.compat import build_sublayer, keras, register
-from tf_mtl.layers.mlp import MLP
+from tf_mtl.features.spec import FieldError
+from tf_mtl.layers.mlp import MLP, check_mlp_params
 from tf_mtl.tasks import OUTPUT_ACTIVATION, TASK_TYPES
 
 
@@ -21,9 +22,10 @@ class Tower(keras.layers.Layer):
     def __init__(self, task_type, dims=(), activation="relu", dropout=0.0, batch_norm=False, **kwargs):
         super().__init__(**kwargs)
         if task_type not in TASK_TYPES:
-            raise ValueError(f"Tower: task_type must be one of {TASK_TYPES}. Received: task_type={task_type!r}")
+            raise FieldError("task_type", f"expected one of {list(TASK_TYPES)}. Received: {task_type!r}", "Tower")
+        params = {"dims": dims, "activation": activation, "dropout": dropout, "batch_norm": batch_norm}
         self.task_type = task_type
-        self.dims = list(dims)
+        self.dims = check_mlp_params(params, "", required=(), owner="Tower")["dims"]
         self.activation = activation
         self.dropout = dropout
         self.batch_norm = batch_norm

@@ -4,7 +4,7 @@
 import tensorflow as tf
 
 from tf_mtl.compat import register
-from tf_mtl.errors import did_you_mean
+from tf_mtl.features.spec import FieldError, finite_number, mapping, positive_int
 from tf_mtl.layers import MLP, InformationTransfer, check_mlp_params
 from tf_mtl.models.base import MultiTaskModel, check_tower_params, embed_features, make_tasks, task_towers
 
@@ -48,19 +48,20 @@ class AITM(MultiTaskModel):
     ):
         tasks = make_tasks(task_types, task_names)
         if len(tasks) < 2:
-            raise ValueError(f"AITM transfers information between tasks: it needs at least 2. Received: {len(tasks)}")
-        for task in tasks:
+            raise FieldError(
+                "task_types", f"AITM transfers information between tasks: it needs at least 2. Received: {task_types!r}", "AITM"
+            )
+        for i, task in enumerate(tasks):
             if task.task_type != "classification":
-                raise ValueError(f"AITM: task {task.name!r} must be 'classification'. Received: {task.task_type!r}")
-        bottom_params = check_mlp_params(bottom_params, "bottom_params")
-        towers = check_tower_params(tower_params_list, tasks)
-        attention_params = dict(attention_params or {})
-        for key in attention_params:
-            if key != "dim":
-                raise ValueError(f"attention_params: unknown key {key!r}" + did_you_mean(key, ["dim"], "Known keys"))
+                raise FieldError(f"task_types[{i}]", f"expected 'classification'. Received: {task.task_type!r}", "AITM")
+        bottom_params = check_mlp_params(bottom_params, "bottom_params", owner="AITM")
+        towers = check_tower_params(tower_params_list, tasks, "AITM")
+        attention_params = mapping(attention_params, "attention_params", ("dim",), "AITM")
+        if "dim" in attention_params:
+            attention_params["dim"] = positive_int(attention_params["dim"], "attention_params.dim", "AITM")
         attention_dim = attention_params.get("dim", bottom_params["dims"][-1])
-        if isinstance(calibration_weight, bool) or not isinstance(calibration_weight, (int, float)) or calibration_weight < 0:
-            raise ValueError(f"AITM: calibration_weight must be a non-negative number. Received: {calibration_weight!r}")
+        if finite_number(calibration_weight, "calibration_weight", "AITM") < 0:
+            raise FieldError("calibration_weight", f"expected a number >= 0. Received: {calibration_weight!r}", "AITM")
         # === Layers ===
         bottoms = [MLP(name=f"{t.name}_bottom", **bottom_params) for t in tasks]
         transfers = [InformationTransfer(attention_dim, name=f"{t.name}_transfer") for t in tasks[1:]]

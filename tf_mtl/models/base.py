@@ -14,6 +14,8 @@ the task contract:
 terms through ``tf_mtl.weighting.step.train_step``, the step ``MTLTrainer`` runs too.
 """
 
+import inspect
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -21,6 +23,7 @@ import tensorflow as tf
 from tf_mtl.compat import keras
 from tf_mtl.errors import did_you_mean
 from tf_mtl.features import FeatureEmbedding, features_from_config, features_to_config, keras_inputs, validate_features
+from tf_mtl.features.spec import FieldError
 from tf_mtl.layers import Tower, check_mlp_params
 from tf_mtl.losses import TASK_LOSSES
 from tf_mtl.tasks import make_tasks
@@ -38,13 +41,15 @@ def embed_features(features, name="feature_embedding", inputs=None):
     return inputs, layer, layer(inputs)
 
 
-def check_tower_params(tower_params_list, tasks):
+def check_tower_params(tower_params_list, tasks, owner=None):
+    """One checked MLP dict per task (``check_mlp_params``; a tower's ``dims`` may be empty)."""
     if not isinstance(tower_params_list, (list, tuple)) or len(tower_params_list) != len(tasks):
-        raise ValueError(
-            f"tower_params_list must hold one dict per task ({len(tasks)} tasks: "
-            f"{[t.name for t in tasks]}). Received: {tower_params_list!r}"
+        raise FieldError(
+            "tower_params_list",
+            f"expected one dict per task ({len(tasks)} tasks: {[t.name for t in tasks]}). Received: {tower_params_list!r}",
+            owner,
         )
-    return [check_mlp_params(p, f"tower_params_list[{i}]", required=()) for i, p in enumerate(tower_params_list)]
+    return [check_mlp_params(p, f"tower_params_list[{i}]", required=(), owner=owner) for i, p in enumerate(tower_params_list)]
 
 
 def task_towers(representations, tasks, tower_params_list):
@@ -53,6 +58,25 @@ def task_towers(representations, tasks, tower_params_list):
         task.name: Tower(task.task_type, name=task.name, **params)(rep)
         for task, rep, params in zip(tasks, representations, tower_params_list)
     }
+
+
+def _check_binary(name, label, weights=None):
+    """Fails the step when a row that counts (non-zero weight) of classification term ``name``
+    has a label other than 0 or 1: a label of 2 or -1 would otherwise train silently."""
+    bad = tf.logical_and(tf.not_equal(label, 0.0), tf.not_equal(label, 1.0))
+    if weights is not None:
+        bad = tf.logical_and(bad, tf.not_equal(weights, 0.0))
+    tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(bad)),
+        [
+            # No quotes around the name: TensorFlow escapes them in the error message.
+            f"Task {name} is a classification task: its labels must be 0 or 1 (rows with weight 0 excepted). "
+            "Rows with other labels, and the first of them:",
+            tf.reduce_sum(tf.cast(bad, tf.int32)),
+            tf.boolean_mask(label, bad)[:1],
+        ],
+        summarize=1,
+    )
 
 
 def _strings_as_tensors(x):
@@ -93,10 +117,16 @@ class MultiTaskModel(keras.Model):
         # (n_experts=8) would otherwise build a model other than the one asked for.
         unknown = sorted(set(kwargs) - KERAS_MODEL_ARGUMENTS)
         if unknown:
-            raise TypeError(
-                f"{type(self).__name__}: unknown arguments {unknown}"
-                + did_you_mean(unknown[0], sorted(set(config) | {"task_names"}), "Known model arguments")
+            raise FieldError(
+                unknown[0],
+                "unknown argument" + did_you_mean(unknown[0], sorted(set(config) | {"task_names"}), "Known model arguments"),
+                type(self).__name__,
             )
+        name, trainable = kwargs.get("name"), kwargs.get("trainable", True)
+        if name is not None and (not isinstance(name, str) or "/" in name):
+            raise FieldError("name", f"expected a string without '/'. Received: {name!r}", type(self).__name__)
+        if not isinstance(trainable, bool):
+            raise FieldError("trainable", f"expected true or false. Received: {trainable!r}", type(self).__name__)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.features = validate_features(features)
         self.tasks = tasks
@@ -256,6 +286,8 @@ class MultiTaskModel(keras.Model):
         sums, totals = [], []
         for name in self.loss_term_names:
             task_type, label, weights = terms[name]
+            if task_type == "classification":
+                _check_binary(name, label, weights)
             values = self._term_losses.get(name, TASK_LOSSES[task_type])(label, tf.cast(tf.reshape(y_pred[name], [-1]), tf.float32))
             weights = tf.ones_like(values) if weights is None else weights
             sums.append(tf.reduce_sum(values * weights))
@@ -424,6 +456,11 @@ class MultiTaskModel(keras.Model):
         return self._step_logs(x, y, y_pred, sample_weight, logs)
 
     def __call__(self, inputs, *args, **kwargs):
+        if isinstance(inputs, dict):
+            # Keras 3 feeds a dict's values to the inputs by sorted position: a column that is not
+            # a feature would shift the others into the wrong inputs, so it is left out here.
+            names = {f.name for f in self.features}
+            inputs = {k: v for k, v in inputs.items() if k in names}
         return super().__call__(_strings_as_tensors(inputs), *args, **kwargs)
 
     def fit(self, x=None, y=None, *args, validation_data=None, callbacks=None, **kwargs):
@@ -452,9 +489,38 @@ class MultiTaskModel(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        """The model of a ``get_config`` dict (a saved file's config); errors name the key."""
         config = dict(config)
+        for name, parameter in inspect.signature(cls.__init__).parameters.items():
+            required = parameter.default is inspect.Parameter.empty and parameter.kind is not inspect.Parameter.VAR_KEYWORD
+            if required and name != "self" and name not in config:
+                raise FieldError(name, "required argument is missing.", cls.__name__)
         config["features"] = features_from_config(config["features"])
         return cls(**config)
 
 
-__all__ = ["MultiTaskModel", "check_tower_params", "embed_features", "make_tasks", "task_towers"]
+def load_model(path, compile=True):
+    """Loads a tf_mtl model saved with ``model.save(path)``, a ``.keras`` file.
+
+    Keras' safe mode stays on: Python code in the file (a ``Lambda`` layer's function, a lambda
+    anywhere in a config) is refused, never run. Other formats are refused too: Keras 2 reads
+    ``.h5`` files without safe mode. The model classes are registered when ``tf_mtl.models``
+    is imported, so no ``custom_objects`` are needed.
+
+    Raises:
+        ValueError: naming the file: not a ``.keras`` file, code in it, a config that does not
+            build, or a Keras model that is not a tf_mtl model.
+    """
+    path = os.fspath(path)
+    if not path.endswith(".keras"):
+        raise ValueError(f"{path}: expected a .keras file (model.save's format, read in Keras' safe mode).")
+    try:
+        model = keras.models.load_model(path, compile=compile, safe_mode=True)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {err}") from err
+    if not isinstance(model, MultiTaskModel):
+        raise ValueError(f"{path}: holds a {type(model).__name__}, not a tf_mtl model (MultiTaskModel).")
+    return model
+
+
+__all__ = ["MultiTaskModel", "check_tower_params", "embed_features", "load_model", "make_tasks", "task_towers"]

@@ -1,6 +1,7 @@
 """ESMM, the Entire Space Multi-task Model (Ma et al., SIGIR 2018)."""
 
 from tf_mtl.compat import keras, register
+from tf_mtl.features.spec import FieldError
 from tf_mtl.layers import MLP, check_mlp_params
 from tf_mtl.models.base import MultiTaskModel, check_tower_params, embed_features, make_tasks, task_towers
 
@@ -29,16 +30,16 @@ class ESMM(MultiTaskModel):
     """
 
     def __init__(self, features, task_types, bottom_params, tower_params_list, task_names=None, **kwargs):
-        if isinstance(task_types, str) or len(task_types) != 2:
-            raise ValueError(f"ESMM models two tasks, click then conversion. Received task_types={task_types!r}")
+        if not isinstance(task_types, (list, tuple)) or len(task_types) != 2:
+            raise FieldError("task_types", f"ESMM models two tasks, click then conversion. Received: {task_types!r}", "ESMM")
         tasks = make_tasks(task_types, task_names or ["ctr", "cvr"])
-        for task in tasks:
+        for i, task in enumerate(tasks):
             if task.task_type != "classification":
-                raise ValueError(f"ESMM: task {task.name!r} must be 'classification'. Received: {task.task_type!r}")
+                raise FieldError(f"task_types[{i}]", f"expected 'classification'. Received: {task.task_type!r}", "ESMM")
             if task.name == CTCVR:
-                raise ValueError(f"ESMM: {CTCVR!r} names the derived output; choose other task names.")
-        bottom_params = None if bottom_params is None else check_mlp_params(bottom_params, "bottom_params")
-        towers = check_tower_params(tower_params_list, tasks)
+                raise FieldError(f"task_names[{i}]", f"{CTCVR!r} names the derived output; choose another name.", "ESMM")
+        bottom_params = None if bottom_params is None else check_mlp_params(bottom_params, "bottom_params", owner="ESMM")
+        towers = check_tower_params(tower_params_list, tasks, "ESMM")
         # === Layers ===
         bottom = None if bottom_params is None else MLP(name="bottom", **bottom_params)
         # === Functional model ===

@@ -2,7 +2,9 @@
 Multi-gate Mixture-of-Experts", KDD 2018)."""
 
 from tf_mtl.compat import register
+from tf_mtl.features.spec import positive_int
 from tf_mtl.layers import MLP, GatedMixture, check_mlp_params
+from tf_mtl.layers.mlp import check_rate
 from tf_mtl.models.base import MultiTaskModel, check_tower_params, embed_features, make_tasks, task_towers
 
 
@@ -50,11 +52,12 @@ class MMOE(MultiTaskModel):
         **kwargs,
     ):
         tasks = make_tasks(task_types, task_names)
-        if not isinstance(n_expert, int) or isinstance(n_expert, bool) or n_expert < 1:
-            raise ValueError(f"{type(self).__name__}: n_expert must be a positive integer. Received: n_expert={n_expert!r}")
-        expert_params = check_mlp_params(expert_params, "expert_params")
-        bottom_params = None if bottom_params is None else check_mlp_params(bottom_params, "bottom_params")
-        towers = check_tower_params(tower_params_list, tasks)
+        owner = type(self).__name__
+        n_expert = positive_int(n_expert, "n_expert", owner)
+        expert_params = check_mlp_params(expert_params, "expert_params", owner=owner)
+        bottom_params = None if bottom_params is None else check_mlp_params(bottom_params, "bottom_params", owner=owner)
+        towers = check_tower_params(tower_params_list, tasks, owner)
+        gate_dropout = check_rate(gate_dropout, "gate_dropout", owner)
         # === Layers ===
         bottom = None if bottom_params is None else MLP(name="bottom", **bottom_params)
         experts = MLP(num_parallel=n_expert, name="experts", **expert_params)

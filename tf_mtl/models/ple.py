@@ -1,7 +1,9 @@
 """PLE, Progressive Layered Extraction (Tang et al., RecSys 2020)."""
 
 from tf_mtl.compat import register
+from tf_mtl.features.spec import positive_int
 from tf_mtl.layers import ExtractionLevel, check_mlp_params
+from tf_mtl.layers.mlp import check_rate
 from tf_mtl.models.base import MultiTaskModel, check_tower_params, embed_features, make_tasks, task_towers
 
 
@@ -40,10 +42,12 @@ class PLE(MultiTaskModel):
         **kwargs,
     ):
         tasks = make_tasks(task_types, task_names)
-        if not isinstance(n_level, int) or isinstance(n_level, bool) or n_level < 1:
-            raise ValueError(f"PLE: n_level must be a positive integer. Received: n_level={n_level!r}")
-        expert_params = check_mlp_params(expert_params, "expert_params")
-        towers = check_tower_params(tower_params_list, tasks)
+        n_level = positive_int(n_level, "n_level", "PLE")
+        n_expert_specific = positive_int(n_expert_specific, "n_expert_specific", "PLE")
+        n_expert_shared = positive_int(n_expert_shared, "n_expert_shared", "PLE")
+        expert_params = check_mlp_params(expert_params, "expert_params", owner="PLE")
+        towers = check_tower_params(tower_params_list, tasks, "PLE")
+        gate_dropout = check_rate(gate_dropout, "gate_dropout", "PLE")
         # === Layers ===
         levels = [
             ExtractionLevel(

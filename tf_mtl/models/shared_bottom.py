@@ -26,8 +26,8 @@ class SharedBottom(MultiTaskModel):
 
     def __init__(self, features, task_types, bottom_params, tower_params_list, task_names=None, **kwargs):
         tasks = make_tasks(task_types, task_names)
-        bottom_params = check_mlp_params(bottom_params, "bottom_params")
-        towers = check_tower_params(tower_params_list, tasks)
+        bottom_params = check_mlp_params(bottom_params, "bottom_params", owner=type(self).__name__)
+        towers = check_tower_params(tower_params_list, tasks, type(self).__name__)
         # === Layers ===
         bottom = MLP(name="bottom", **bottom_params)
         # === Functional model ===

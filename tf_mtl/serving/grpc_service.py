@@ -2,10 +2,12 @@
 and ``tensorflow.serving.ModelService`` (GetModelStatus), so the official stubs work unchanged.
 Classify and Regress check the signature's method as TF Serving does (tf_mtl exports only
 predict signatures, so they answer INVALID_ARGUMENT for them) and otherwise answer
-UNIMPLEMENTED, as MultiInference does.
+UNIMPLEMENTED, as MultiInference and HandleReloadConfigRequest do. ``UndecodableRequests``
+answers INVALID_ARGUMENT to bytes that are not the method's request message.
 """
 
 import grpc
+from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -17,7 +19,7 @@ from tensorflow_serving.apis import (
 from tensorflow.core.protobuf import error_codes_pb2
 
 from tf_mtl.serving.servable import DEFAULT_SIGNATURE, ServingError
-from tf_mtl.serving.tensors import from_proto, to_proto
+from tf_mtl.serving.tensors import from_proto, shape_of, to_proto
 
 SIGNATURE_DEF = "signature_def"
 
@@ -39,6 +41,47 @@ def _abort(context, error):
     context.abort(error.code, error.message)
 
 
+class _Undecodable:
+    """What ``UndecodableRequests`` hands a method in place of a request it could not parse."""
+
+    def __init__(self, error):
+        self.error = error
+
+
+class UndecodableRequests(grpc.ServerInterceptor):
+    """Answers INVALID_ARGUMENT to a request whose bytes do not parse as the method's message,
+    where gRPC itself would answer INTERNAL ("Exception deserializing request")."""
+
+    def __init__(self):
+        self._handlers = {}
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.request_streaming or handler.response_streaming:
+            return handler
+        method = handler_call_details.method
+        if method not in self._handlers:
+            self._handlers[method] = self._wrap(method, handler)
+        return self._handlers[method]
+
+    @staticmethod
+    def _wrap(method, handler):
+        parse, behaviour = handler.request_deserializer, handler.unary_unary
+
+        def deserialize(data):
+            try:
+                return parse(data)
+            except DecodeError as error:
+                return _Undecodable(error)
+
+        def call(request, context):
+            if isinstance(request, _Undecodable):
+                return _abort(context, ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"{method}: the request does not parse: {request.error}"))
+            return behaviour(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(call, request_deserializer=deserialize, response_serializer=handler.response_serializer)
+
+
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """Predict and GetModelMetadata over a ``ModelManager``."""
 
@@ -50,6 +93,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         spec = request.model_spec
         try:
             servable = self.manager.servable(spec.name, _version(spec))
+            # Before decoding: a TensorProto may declare 10**12 rows and fill them from one value.
+            servable.check_shapes(spec.signature_name, {name: shape_of(proto) for name, proto in request.inputs.items()}, self.max_batch_size)
             inputs = {name: _to_ndarray(name, proto) for name, proto in request.inputs.items()}
             outputs = servable.predict(spec.signature_name, inputs, list(request.output_filter), self.max_batch_size)
         except ServingError as error:
@@ -84,6 +129,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Regress(self, request, context):
         return self._inference(request, context, "regress")
 
+    def MultiInference(self, request, context):
+        return _abort(context, ServingError(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not supported by this server."))
+
     def GetModelMetadata(self, request, context):
         spec = request.model_spec
         try:
@@ -111,6 +159,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     def __init__(self, manager):
         self.manager = manager
+
+    def HandleReloadConfigRequest(self, request, context):
+        return _abort(context, ServingError(grpc.StatusCode.UNIMPLEMENTED, "The model config is fixed at start-up; HandleReloadConfigRequest is not supported."))
 
     def GetModelStatus(self, request, context):
         try:

@@ -6,6 +6,9 @@ protocol (gRPC or REST) it came in on.
 
 Errors are ``ServingError``s carrying the gRPC status code TF Serving would answer with;
 the REST front end maps the same codes to HTTP statuses.
+
+A request's names and shapes are checked (``check_shapes``) before its tensors are decoded, so
+a request cannot make the server build more than ``max_batch_size`` rows of each input.
 """
 
 import os
@@ -23,12 +26,23 @@ except ImportError:
     _EagerTensor = None
 
 DEFAULT_SIGNATURE = "serving_default"
+# Error messages echo what requests sent (model names, signature names); longer messages are
+# cut here, as gRPC refuses status details over 8 KiB once percent-encoded (3 characters a byte).
+MAX_MESSAGE_BYTES = 2400
+# TensorFlow's error codes are gRPC's (tensorflow/core/protobuf/error_codes.proto).
+_STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 class ServingError(Exception):
-    """A request that cannot be answered: ``code`` is a ``grpc.StatusCode``."""
+    """A request that cannot be answered: ``code`` is a ``grpc.StatusCode``; ``message`` is cut
+    to ``MAX_MESSAGE_BYTES`` of UTF-8."""
 
     def __init__(self, code, message):
+        data = message.encode("utf-8", "backslashreplace")
+        if len(data) > MAX_MESSAGE_BYTES:
+            message = f"{data[:MAX_MESSAGE_BYTES].decode('utf-8', 'ignore')}... ({len(data)} bytes in all)"
+        else:
+            message = data.decode("utf-8")
         super().__init__(message)
         self.code = code
         self.message = message
@@ -110,7 +124,7 @@ class Servable:
 
     def _signature(self, signature_name):
         signature_name = signature_name or DEFAULT_SIGNATURE
-        if signature_name not in self.signatures:
+        if not isinstance(signature_name, str) or signature_name not in self.signatures:
             raise ServingError(
                 grpc.StatusCode.NOT_FOUND,
                 f"Serving signature name: {signature_name!r} not found in signature def of model "
@@ -118,30 +132,29 @@ class Servable:
             )
         return self.signatures[signature_name]
 
-    def predict(self, signature_name, inputs, output_filter=(), max_batch_size=None):
-        """Runs a signature on ``inputs`` (``{name: np.ndarray}``); returns ``{output: np.ndarray}``.
-
-        Every input of the signature must be given, no other, each with the signature's dtype
-        and a compatible shape, and all with the same batch size, at most ``max_batch_size``.
-        """
-        signature = self._signature(signature_name)
+    def check_shapes(self, signature_name, shapes, max_batch_size=None):
+        """Checks a request's inputs, ``{name: shape}``, against a signature before they are
+        decoded: every input of the signature and no other, each with a compatible shape, all
+        with one batch size, at most ``max_batch_size`` (None: no limit). Returns the batch size."""
         signature_name = signature_name or DEFAULT_SIGNATURE
+        self._signature(signature_name)
         specs = self._inputs[signature_name]
-        missing = sorted(set(specs) - set(inputs))
-        if missing:
-            raise _invalid(f"Missing input(s) {missing} for signature {signature_name!r}; expected {sorted(specs)}.")
-        extra = sorted(set(inputs) - set(specs))
-        if extra:
+        if shapes.keys() != specs.keys():
+            missing, extra = sorted(set(specs) - set(shapes)), sorted(set(shapes) - set(specs))
+            if missing:
+                raise _invalid(f"Missing input(s) {missing} for signature {signature_name!r}; expected {sorted(specs)}.")
             raise _invalid(f"Unknown input(s) {extra} for signature {signature_name!r}; expected {sorted(specs)}.")
         batch_sizes = set()
-        for name, (spec, dtype, shape) in specs.items():
-            array = inputs[name]
-            if array.dtype != dtype:
-                _check_dtype(name, array, spec)
-            if len(array.shape) != len(shape) or any(d is not None and d != n for d, n in zip(shape, array.shape)):
-                raise _invalid(f"Input {name!r}: expected shape {spec.shape}, received {list(array.shape)}.")
-            if array.ndim:
-                batch_sizes.add(array.shape[0])
+        for name, (spec, _, expected) in specs.items():
+            shape = shapes[name]
+            if (
+                len(shape) != len(expected)
+                or any(d is not None and d != n for d, n in zip(expected, shape))
+                or any(n < 0 for n in shape)
+            ):
+                raise _invalid(f"Input {name!r}: expected shape {spec.shape}, received {list(shape)}.")
+            if shape:
+                batch_sizes.add(shape[0])
         if len(batch_sizes) > 1:
             raise _invalid(f"Inputs have different batch sizes {sorted(batch_sizes)}; expected one.")
         batch = batch_sizes.pop() if batch_sizes else 1
@@ -150,15 +163,38 @@ class Servable:
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"Batch size {batch} is larger than the maximum batch size {max_batch_size}.",
             )
+        return batch
+
+    def predict(self, signature_name, inputs, output_filter=(), max_batch_size=None):
+        """Runs a signature on ``inputs`` (``{name: np.ndarray}``); returns ``{output: np.ndarray}``.
+
+        The inputs must pass ``check_shapes`` and have the signature's dtypes. Errors of the
+        model itself are answered with TensorFlow's status code (INVALID_ARGUMENT for an input
+        it refuses).
+        """
+        self.check_shapes(signature_name, {name: array.shape for name, array in inputs.items()}, max_batch_size)
+        signature_name = signature_name or DEFAULT_SIGNATURE
+        specs = self._inputs[signature_name]
+        for name, (spec, dtype, _) in specs.items():
+            if inputs[name].dtype != dtype:
+                _check_dtype(name, inputs[name], spec)
         outputs = self._outputs[signature_name]
         unknown = sorted(set(output_filter) - outputs)
         if unknown:
             raise _invalid(f"Output tensor alias(es) {unknown} not found in signature {signature_name!r}; expected {sorted(outputs)}.")
-        tensors = {name: _tensor(inputs[name], spec.dtype) for name, (spec, _, _) in specs.items()}
+        tensors = {}
+        for name, (spec, _, _) in specs.items():
+            try:
+                tensors[name] = _tensor(inputs[name], spec.dtype)
+            except (TypeError, ValueError) as error:  # an object array holding something else than bytes
+                raise _invalid(f"Input {name!r}: expected values of dtype {spec.dtype.name}: {error}") from error
         try:
-            results = _run(signature, tensors)
-        except tf.errors.InvalidArgumentError as error:
-            raise _invalid(f"Signature {signature_name!r} rejected the request: {error.message}") from error
+            results = _run(self.signatures[signature_name], tensors)
+        except tf.errors.OpError as error:
+            raise ServingError(
+                _STATUS_CODES.get(error.error_code, grpc.StatusCode.INTERNAL),
+                f"Signature {signature_name!r} failed on the request: {error.message}",
+            ) from error
         wanted = list(output_filter) or list(results)
         return {name: results[name].numpy() for name in wanted}
 

@@ -6,7 +6,9 @@
     server.stop()
 
 It binds 127.0.0.1 unless ``host`` says otherwise (with a warning: the server has no
-authentication).
+authentication), and caps requests at ``DEFAULT_MAX_BATCH_SIZE`` rows and
+``DEFAULT_MAX_REQUEST_BYTES`` bytes unless told otherwise (``max_batch_size=None`` lifts the
+row cap).
 """
 
 import ipaddress
@@ -18,12 +20,15 @@ import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from tf_mtl.serving.grpc_service import ModelService, PredictionService
+from tf_mtl.serving.grpc_service import ModelService, PredictionService, UndecodableRequests
 from tf_mtl.serving.manager import ModelManager
 from tf_mtl.serving.rest import RestServer
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_REQUEST_BYTES = 64 << 20
+# TF Serving has no row cap; one is on here so that a request cannot make the server decode
+# and run an unbounded batch. 8192 rows is far above what a ranking request scores at once.
+DEFAULT_MAX_BATCH_SIZE = 8192
 
 
 def is_loopback(host):
@@ -63,7 +68,8 @@ class ModelServer:
         port: the gRPC port; 0 picks a free one (see ``self.port`` after ``start``).
         rest_api_port: the REST port; 0 picks a free one; None serves no REST.
         host: the address to bind, default loopback only.
-        max_batch_size: the largest batch a request may hold (None: no limit).
+        max_batch_size: the largest batch a request may hold (gRPC answers RESOURCE_EXHAUSTED,
+            REST 413); None lifts the cap.
         max_request_bytes: the largest request body (gRPC answers RESOURCE_EXHAUSTED, REST 413).
         poll_seconds: how often to look for new versions.
         workers: threads answering gRPC requests.
@@ -76,7 +82,7 @@ class ModelServer:
         port=8500,
         rest_api_port=8501,
         host="127.0.0.1",
-        max_batch_size=None,
+        max_batch_size=DEFAULT_MAX_BATCH_SIZE,
         max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
         poll_seconds=1.0,
         workers=8,
@@ -102,6 +108,7 @@ class ModelServer:
         self.manager.start()
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self.workers),
+            interceptors=[UndecodableRequests()],
             options=[("grpc.max_receive_message_length", self.max_request_bytes)],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(

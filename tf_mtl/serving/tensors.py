@@ -31,12 +31,18 @@ def to_proto(value):
     return tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape, tensor_content=np.ascontiguousarray(array).tobytes())
 
 
+def shape_of(proto):
+    """The shape a ``TensorProto`` declares, before its values are decoded."""
+    return tuple(dim.size for dim in proto.tensor_shape.dim)
+
+
 def from_proto(proto):
-    """The numpy array of a ``TensorProto``; ``ValueError`` or ``TypeError`` if it is malformed."""
+    """The numpy array of a ``TensorProto``; ``ValueError`` or ``TypeError`` if it is malformed.
+    Check ``shape_of(proto)`` first: TensorFlow fills a declared shape from a single value."""
     dtype = _NUMPY.get(proto.dtype)
     if dtype is None or not proto.tensor_content:
         return tf.make_ndarray(proto)
-    shape = [dim.size for dim in proto.tensor_shape.dim]
+    shape = shape_of(proto)
     if any(size < 0 for size in shape) or len(proto.tensor_content) != math.prod(shape) * dtype.itemsize:
-        raise ValueError(f"tensor_content holds {len(proto.tensor_content)} bytes, not a {dtype.name} tensor of shape {shape}.")
+        raise ValueError(f"tensor_content holds {len(proto.tensor_content)} bytes, not a {dtype.name} tensor of shape {list(shape)}.")
     return np.frombuffer(proto.tensor_content, dtype).reshape(shape)

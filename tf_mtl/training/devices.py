@@ -7,6 +7,7 @@ import warnings
 import tensorflow as tf
 
 _DEVICE = re.compile(r"^/?(?:device:)?(cpu|gpu|cuda)(?::(\d+))?$", re.IGNORECASE)
+_TASK = re.compile(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)")
 
 
 def device_name(device):
@@ -68,12 +69,40 @@ def check_built_in_scope(model, strategy):
         )
 
 
+def _cluster(strategy):
+    """The ``tf.distribute.cluster_resolver.ClusterResolver`` of a multi-worker strategy, else ``None``."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return None
+    return resolver
+
+
+def task_name(strategy):
+    """This process's task in the cluster of a multi-worker strategy, e.g. ``"/job:worker/task:1"``;
+    ``None`` for strategies of one process."""
+    resolver = _cluster(strategy)
+    return None if resolver is None else f"/job:{resolver.task_type}/task:{resolver.task_id}"
+
+
+def other_tasks_named(strategy, text):
+    """The tasks of the cluster other than this one that ``text`` (a TensorFlow error message)
+    names, e.g. ``["/job:worker/task:1"]`` for ``"... /job:worker/replica:0/task:1 ..."``."""
+    named = {f"/job:{job}/task:{task}" for job, task in _TASK.findall(text)}
+    return sorted(named - {task_name(strategy)})
+
+
+def smallest_over_workers(strategy, number):
+    """The smallest of every worker's ``number`` (a collective all-gather: every worker must call it)."""
+    values = strategy.experimental_distribute_values_from_function(lambda _: tf.constant([number], tf.int64))
+    return int(tf.reduce_min(strategy.gather(values, axis=0)).numpy())
+
+
 def worker_path(strategy, path):
     """Where this worker writes: ``path`` on the chief (or without a cluster), else
     ``path/worker_<index>``. Every worker of a ``MultiWorkerMirroredStrategy`` saves its own
     checkpoints (variables are in sync; data iterators are not), and they must not share files."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
+    resolver = _cluster(strategy)
+    if resolver is None:
         return path
     task_type, task_id = resolver.task_type, resolver.task_id
     has_chief = "chief" in resolver.cluster_spec().as_dict()

@@ -10,9 +10,16 @@
 
 Every epoch ends with a checkpoint under ``model_path/checkpoints`` (model, optimizer,
 weighting state, dropout generators, early-stopping state, batches trained); ``fit`` on the
-same ``model_path`` resumes from the last one and ends as an uninterrupted run would.
+same ``model_path`` resumes from the last one and ends as an uninterrupted run would, also
+after a kill while a checkpoint was being written (TensorFlow writes it beside the others and
+names it in the ``checkpoint`` state file last, by a rename). Under
+``MultiWorkerMirroredStrategy`` a worker that dies stops the others with ``WorkerLostError``
+(TensorFlow's coordination service misses its heartbeats, about 10 s, and aborts the
+collectives), and the restarted workers resume together from the last checkpoint all of them
+hold.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -25,13 +32,25 @@ from tf_mtl.compat import keras, random_states
 from tf_mtl.files import write_bytes
 from tf_mtl.metrics.evaluation import flat_figures, for_any_batch_size, inference_function, predict_with_labels, score
 from tf_mtl.training import report
-from tf_mtl.training.devices import check_built_in_scope, resolve_strategy, worker_path
+from tf_mtl.training.devices import (
+    check_built_in_scope,
+    other_tasks_named,
+    resolve_strategy,
+    smallest_over_workers,
+    task_name,
+    worker_path,
+)
 from tf_mtl.training.monitor import Monitor, figure_names
 from tf_mtl.training.optimizers import make_optimizer
 from tf_mtl.weighting import step as step_lib
 
 class NonFiniteLossError(FloatingPointError):
     """A loss term or a variable became NaN or Inf; training stopped before the next checkpoint."""
+
+
+class WorkerLostError(RuntimeError):
+    """Another worker of a ``MultiWorkerMirroredStrategy`` cluster died or stopped answering;
+    training stopped. Restarting every worker resumes from the last checkpoint they all hold."""
 
 
 class MTLTrainer:
@@ -69,6 +88,9 @@ class MTLTrainer:
         steps_per_epoch: for datasets of unknown length.
         group_by: a feature name; adds GAUC per user (or any group) to the validation metrics.
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+        max_to_keep: checkpoints kept under ``model_path/checkpoints``; at least 2 under
+            ``MultiWorkerMirroredStrategy`` (a worker killed while saving leaves the others one
+            checkpoint ahead, and all resume from the one before).
         callbacks: Keras callbacks; each gets ``on_train_batch_end(batch, logs)`` after every step
             (the step's losses; the step has finished) and ``on_epoch_end(epoch, logs)`` with the
             epoch's validation figures.
@@ -172,10 +194,11 @@ class MTLTrainer:
             # A new run: the loop starts over (its checkpoints replace the old ones).
             for variable, start in ((self._epoch, 0), (self._best, -math.inf), (self._wait, 0), (self._batches, 0)):
                 variable.assign(start)
-        if resume and manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+        latest = self._checkpoint_to_resume(manager) if resume else None
+        if latest:
+            checkpoint.restore(latest).assert_consumed()
             self.history = [r for r in self._read_history() if r["epoch"] <= int(self._epoch.numpy())]
-            self._say(f"Resumed from {manager.latest_checkpoint} (epoch {int(self._epoch.numpy())}).")
+            self._say(f"Resumed from {latest} (epoch {int(self._epoch.numpy())}).")
         # The data resumes where it stopped by skipping the batches already trained on: a seeded
         # reshuffle then repeats every epoch's order (a checkpointed iterator need not, when its
         # prefetch thread has begun the next epoch).
@@ -227,11 +250,40 @@ class MTLTrainer:
             report.plot_curves(self.history, os.path.join(self.model_path, "training_curves.png"))
         return self.history
 
+    def _checkpoint_to_resume(self, manager):
+        """The latest checkpoint; under ``MultiWorkerMirroredStrategy`` the latest one every worker
+        holds (a worker killed while saving epoch n leaves the others' checkpoint of epoch n), so
+        all resume from the same epoch. ``None``: start from the beginning."""
+        latest = manager.latest_checkpoint
+        if task_name(self.strategy) is None:
+            return latest
+        number = int(latest.rsplit("-", 1)[1]) if latest else 0
+        agreed = smallest_over_workers(self.strategy, number)
+        if agreed == number:
+            return latest
+        if agreed == 0:
+            # Another worker has no checkpoint yet: every worker starts from the beginning.
+            return None
+        kept = [path for path in manager.checkpoints if path.endswith(f"-{agreed}")]
+        if not kept:
+            raise RuntimeError(
+                f"The workers' last checkpoints differ: epoch {agreed} is the latest all of them hold, and "
+                f"{task_name(self.strategy)} no longer has it under {manager.directory} (it keeps "
+                f"{[os.path.basename(path) for path in manager.checkpoints]}). Under MultiWorkerMirroredStrategy "
+                f"keep max_to_keep >= 2 (received max_to_keep={self.max_to_keep}), or start over with fit(..., resume=False)."
+            )
+        return kept[0]
+
     def _figure_names(self, validating):
         """The names of the figures an epoch reports to the monitor (see ``_validate``)."""
         return figure_names(self.model, self.group_by) if validating else ["loss"]
 
     def _steps(self, dataset):
+        if not isinstance(dataset, tf.data.Dataset):
+            raise TypeError(
+                "fit: train_dataloader must be a tf.data.Dataset of (x, y) batches, e.g. from "
+                f"DataGenerator(x, y).generate_dataloader(). Received: {type(dataset).__name__}"
+            )
         if self.steps_per_epoch is not None:
             return int(self.steps_per_epoch)
         steps = int(tf.data.experimental.cardinality(dataset).numpy())
@@ -285,11 +337,13 @@ class MTLTrainer:
         sums = None
         for step in range(1, steps + 1):
             batch = self._distribute(next(iterator))
-            if self.device is None:
-                logs = train_function(*batch)
-            else:
-                with tf.device(self.device):
+            try:
+                with contextlib.nullcontext() if self.device is None else tf.device(self.device):
                     logs = train_function(*batch)
+            except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
+                if task_name(self.strategy) is None:
+                    raise
+                raise self._worker_lost(error, epoch, step) from error
             terms = logs["terms"].numpy()
             if not np.all(np.isfinite(terms)):
                 bad = [f"{n} = {v}" for n, v in zip(names, terms) if not np.isfinite(v)]
@@ -304,6 +358,18 @@ class MTLTrainer:
             for callback in self.callbacks:
                 callback.on_train_batch_end(step - 1, values)
         return {k: v / steps for k, v in sums.items()}
+
+    def _worker_lost(self, error, epoch, step):
+        """The error to raise when a step's collectives fail: another worker died (TensorFlow's
+        coordination service misses its heartbeats and aborts them) or timed out."""
+        lost = other_tasks_named(self.strategy, error.message) or ["another worker (the error names none)"]
+        reason = next((line.strip() for line in error.message.splitlines() if "aborted by" in line), type(error).__name__)
+        return WorkerLostError(
+            f"Lost {', '.join(lost)} of the MultiWorkerMirroredStrategy cluster at epoch {epoch}, step {step} "
+            f"({reason}). Training stopped on {task_name(self.strategy)}; restart every worker with the same "
+            f"TF_CONFIG and model_path to resume from the last checkpoint all of them hold (this one's: "
+            f"{tf.train.latest_checkpoint(os.path.join(self.model_path, 'checkpoints'))})."
+        )
 
     def _check_finite(self, epoch):
         """Finite losses can still come with a NaN gradient (an Inf input times a zero slope);
@@ -377,4 +443,4 @@ class MTLTrainer:
         return export_onnx(self.model, output_path, opset=opset_version)
 
 
-__all__ = ["MTLTrainer", "NonFiniteLossError"]
+__all__ = ["MTLTrainer", "NonFiniteLossError", "WorkerLostError"]
