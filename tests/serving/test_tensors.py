@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_mtl.serving.servable import _tensor
+from tf_mtl.serving.servable import _eager_device, _tensor
 from tf_mtl.serving.tensors import from_proto, shape_of, to_proto
 
 
@@ -51,6 +51,18 @@ def test_content_that_does_not_fill_the_shape_is_refused():
 @pytest.mark.parametrize("array, dtype", [(np.array([3, -1], np.int64), tf.int64), (np.array([[0.5]], np.float32), tf.float32),
                                           (np.array([b"a", b"bc"], object), tf.string), (np.arange(6, dtype=np.int64)[::2], tf.int64)])
 def test_request_tensors_equal_tf_constant(array, dtype):
-    tensor = _tensor(array, dtype)
+    tensor = _tensor(array, dtype, _eager_device())
     assert tensor.dtype == dtype and tensor.shape == array.shape
     np.testing.assert_array_equal(tensor.numpy(), tf.constant(array, dtype=dtype).numpy())
+
+
+def test_signatures_are_called_through_their_flat_signature(version_1):
+    """The fast path of ``Servable.predict`` is taken with this TensorFlow: every signature has a
+    flat call, whose captured inputs are the model's variable handles."""
+    from tf_mtl.serving import Servable
+
+    servable = Servable("ranker", 1, version_1)
+    for name, signature in servable.signatures.items():
+        names, captured = servable._flat_calls[name]
+        assert sorted(names) == sorted(signature.structured_input_signature[1])
+        assert captured and all(tensor.dtype == tf.resource for tensor in captured)
