@@ -23,7 +23,8 @@ import tensorflow as tf
 from tf_mtl.compat import keras
 from tf_mtl.errors import did_you_mean
 from tf_mtl.features import FeatureEmbedding, features_from_config, features_to_config, keras_inputs, validate_features
-from tf_mtl.features.spec import FieldError
+from tf_mtl.features.embedding import fit_sequence
+from tf_mtl.features.spec import FieldError, SequenceFeature
 from tf_mtl.layers import Tower, check_mlp_params
 from tf_mtl.losses import TASK_LOSSES
 from tf_mtl.tasks import make_tasks
@@ -77,6 +78,26 @@ def _check_binary(name, label, weights=None):
         ],
         summarize=1,
     )
+
+
+def _sequences_of_max_len(features, inputs):
+    """Sequence inputs given as matrices of another width than ``max_len``, fitted to it as the
+    model fits ragged ones (``fit_sequence``: the last ``max_len`` ids): Keras' input check would
+    refuse them before the model sees them."""
+    fitted = {}
+    for feature in features:
+        values = inputs.get(feature.name)
+        shape = getattr(values, "shape", None)
+        if (
+            isinstance(feature, SequenceFeature)
+            and not isinstance(values, tf.RaggedTensor)
+            and shape is not None
+            and len(shape) == 2
+            and shape[1] is not None
+            and shape[1] != feature.max_len
+        ):
+            fitted[feature.name] = fit_sequence(feature, tf.convert_to_tensor(values))
+    return fitted
 
 
 def _strings_as_tensors(x):
@@ -461,6 +482,7 @@ class MultiTaskModel(keras.Model):
             # a feature would shift the others into the wrong inputs, so it is left out here.
             names = {f.name for f in self.features}
             inputs = {k: v for k, v in inputs.items() if k in names}
+            inputs.update(_sequences_of_max_len(self.features, inputs))
         return super().__call__(_strings_as_tensors(inputs), *args, **kwargs)
 
     def fit(self, x=None, y=None, *args, validation_data=None, callbacks=None, **kwargs):
