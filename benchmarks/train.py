@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from benchmarks import peers  # noqa: E402
 from benchmarks.peers import WARMUP_STEPS  # noqa: E402
+
 SYSTEMS = ("reference", "tf_mtl")
 
 

@@ -74,9 +74,6 @@ def check_config(config, base_dir="."):
     try:
         check_features(config["features"])
         check_tasks(config["tasks"])
-        for i, task in enumerate(config["tasks"]):
-            check_name(task["name"], f"tasks[{i}].name")
-            string(task["label"], f"tasks[{i}].label")
         features = _spec_of(config["features"])
     except ValueError as err:
         raise ConfigError(str(err)) from None
@@ -114,7 +111,7 @@ def check_config(config, base_dir="."):
             isinstance(training["devices"], list) and all(isinstance(d, str) for d in training["devices"])):
         fail("training.devices", "a list of device names such as '/gpu:0'", training["devices"])
 
-    if _or(config.get("tuning"), {}) != {}:
+    if config.get("tuning") not in (None, {}):
         tuning = mapping(config["tuning"], "tuning", ("algorithm", "max_trials", "epochs", "objective", "space", "seed", "samples"), ("space",))
         tuning["algorithm"] = choice(tuning.get("algorithm", "random"), list(ALGORITHMS), "tuning.algorithm")
         tuning["max_trials"] = integer(tuning.get("max_trials", 4), "tuning.max_trials")
@@ -126,7 +123,7 @@ def check_config(config, base_dir="."):
         # The search scores the eval split's metrics; losses are not among them.
         _check_figures(tuning.get("objective"), [f for f in figures if "/" in f], "tuning.objective")
 
-    if _or(config.get("fusion"), {}) != {}:
+    if config.get("fusion") not in (None, {}):
         fusion = mapping(config["fusion"], "fusion", ("method", "weights", "search"))
         choice(fusion.get("method", "sum"), ("sum", "product"), "fusion.method")
         if ("weights" in fusion) == ("search" in fusion):

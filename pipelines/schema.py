@@ -37,7 +37,7 @@ from pipelines.component import Component, file_digest
 from pipelines.statistics import read_statistics, read_value_counts
 from pipelines.checks import choice, integer, mapping, number, string
 from tf_mtl.errors import did_you_mean
-from tf_mtl.features.spec import load_yaml
+from tf_mtl.features.spec import check_name, load_yaml
 from tf_mtl.tasks import TASK_TYPES
 
 SCHEMA_FILE = "schema.yaml"
@@ -123,12 +123,12 @@ def check_tasks(tasks, columns=None, where="tasks"):
     for i, task in enumerate(tasks):
         at = f"{where}[{i}]"
         mapping(task, at, TASK_KEYS, ("name", "type", "label"), what="task key")
-        string(task["name"], f"{at}.name")
+        check_name(task["name"], f"{at}.name")
         if task["name"] in names:
             raise ValueError(f"{at}.name: {task['name']!r} is used more than once.")
         names.add(task["name"])
         choice(task["type"], TASK_TYPES, f"{at}.type")
-        _column(task.get("label"), columns, f"{at}.label")
+        _column(string(task["label"], f"{at}.label"), columns, f"{at}.label")
         if columns is None or task["type"] != "classification":
             continue
         kind = columns[task["label"]]["type"]

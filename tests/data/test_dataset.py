@@ -32,5 +32,4 @@ def test_labels_that_fit_their_tasks_are_kept():
 )
 def test_bad_labels_name_the_task_count_and_first_row(y, message):
     with pytest.raises(ValueError, match=message):
-        MultiTaskData(FEATURES, ("classification", "regression"), ("ctr", "gmv"), {"price": np.zeros(len(y["ctr"]))},
-                      {k: np.asarray(v) for k, v in y.items()})
+        _data(**{k: np.asarray(v) for k, v in y.items()})

@@ -55,6 +55,9 @@ def test_sequence_given_as_padded_matrix_keeps_real_items_when_truncated():
 def test_dense_column_of_shape_n_by_1_is_flattened():
     x = to_feature_arrays({"price": np.array([[1.0], [2.0]])}, [PRICE])
     assert x["price"].shape == (2,) and x["price"].tolist() == [1.0, 2.0]
+    # Numbers and one-number lists mixed: numpy cannot stack them, each row is still one number.
+    mixed = to_feature_arrays({"price": [1.5, [2.0], np.array([3.0]), "4"]}, [PRICE])["price"]
+    assert mixed.dtype == np.float32 and mixed.tolist() == [1.5, 2.0, 3.0, 4.0]
 
 
 def test_missing_column_names_feature_and_available_columns():
@@ -333,20 +336,25 @@ def test_fill_non_finite_is_checked(fill, message):
 
 
 @pytest.mark.parametrize(
-    "column, values, message",
+    "column, values, message, kept_values",
     [
-        ("user", [1, -1, 10, 3], r"SparseFeature 'user': 2 row\(s\) hold ids outside \[0, 10\), the first -1 at row 1; unknown_ids='raise'"),
-        ("city", ["paris", "rome", "oslo", None], r"SparseFeature 'city': 2 row\(s\) hold ids outside the vocabulary, the first 'oslo' at row 2"),
-        ("items", ["1|2", "", "0|100|0", "-3"], r"SequenceFeature 'items': 2 row\(s\) hold ids outside \[0, 100\), the first \[100, 0, 0\] at row 2"),
-        ("tags", [["a"], "b|z", [], None], r"SequenceFeature 'tags': 1 row\(s\) hold ids outside the vocabulary, the first \['b', 'z'\] at row 1"),
+        ("user", [1, -1, 10, 3], r"SparseFeature 'user': 2 row\(s\) hold ids outside \[0, 10\), the first -1 at row 1; unknown_ids='raise'",
+         [1, -1, 10, 3]),
+        ("city", ["paris", "rome", "oslo", None], r"SparseFeature 'city': 2 row\(s\) hold ids outside the vocabulary, the first 'oslo' at row 2",
+         ["paris", "rome", "oslo", ""]),
+        ("items", ["1|2", "", "0|100|0", "-3"], r"SequenceFeature 'items': 2 row\(s\) hold ids outside \[0, 100\), the first \[100, 0, 0\] at row 2",
+         [[1, 2, 0], [0, 0, 0], [100, 0, 0], [-3, 0, 0]]),
+        ("tags", [["a"], "b|z", [], None], r"SequenceFeature 'tags': 1 row\(s\) hold ids outside the vocabulary, the first \['b', 'z'\] at row 1",
+         [["a", ""], ["b", "z"], ["", ""], ["", ""]]),
     ],
 )
-def test_unknown_ids_raise_names_the_feature_count_and_first_row(column, values, message):
+def test_unknown_ids_raise_names_the_feature_count_and_first_row(column, values, message, kept_values):
     data = {**_frame().to_dict("list"), "city": ["paris", "rome", "6", "rome"], column: values}
     kept = to_feature_arrays(data, FEATURES)
     with pytest.raises(ValueError, match=message):
         to_feature_arrays(data, FEATURES, unknown_ids="raise")
     # The default keeps them as they are, for the model's OOV rows.
     assert np.asarray(kept[column]).shape[0] == 4
+    assert kept[column].tolist() == kept_values
     with pytest.raises(ValueError, match=r"unknown_ids must be one of \('oov', 'raise'\). Received: unknown_ids='error'"):
         to_feature_arrays(data, FEATURES, unknown_ids="error")

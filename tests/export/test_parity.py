@@ -3,7 +3,6 @@ SavedModel, TensorFlow's C API (TF Serving's loader), tf_mtl's gRPC and REST ser
 ONNX Runtime. Every path gives the same scores."""
 
 import json
-import socket
 import urllib.request
 
 import numpy as np
@@ -16,13 +15,9 @@ from tf_mtl.export import export_onnx, export_saved_model
 from tf_mtl.models import build_model
 from tf_mtl.serving import Client, ModelServer
 
+from tests.reliability._training_processes import free_port
+
 from .test_capi import run_signature_in_c, run_signature_in_python
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("name", ["mmoe", "esmm"])
@@ -43,7 +38,7 @@ def test_every_serving_path_gives_the_same_scores(tmp_path, name):
         "SavedModel": run_signature_in_python(path, "serving_default", x),
         "C API": run_signature_in_c(path, "serving_default", x, tmp_path),
     }
-    port, rest_port = _free_port(), _free_port()
+    port, rest_port = free_port(), free_port()
     with ModelServer("ranker", tmp_path / "ranker", port=port, rest_api_port=rest_port), Client(
         "127.0.0.1", port, "ranker"
     ) as client:

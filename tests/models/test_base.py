@@ -50,7 +50,8 @@ def test_classification_labels_other_than_0_and_1_fail_the_step(features, inputs
     # A row whose weight is 0 may hold any label (a placeholder for a missing one).
     weights = np.ones(64, np.float32)
     weights[5] = 0.0
-    model.fit(inputs, y, sample_weight=weights, batch_size=64, epochs=1, verbose=0)
+    history = model.fit(inputs, y, sample_weight=weights, batch_size=64, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
 
 
 def test_default_task_names():

@@ -1,6 +1,7 @@
 """Training scripts run in processes of their own, for the tests that kill them: started with the
 repository importable and this session's Keras mode, stopped at a pause point (see
-``_training_pauses``), killed with SIGKILL, or waited for."""
+``_training_pauses``), killed with SIGKILL, or waited for; and free loopback ports for the
+servers such processes run (cluster workers, ``tf-mtl serve`` in ``test_load``)."""
 
 import json
 import os
@@ -66,7 +67,8 @@ def kill(process):
     return sent
 
 
-def _free_port():
+def free_port():
+    """A TCP port on 127.0.0.1 free now (the OS picks it; a server started soon after can bind it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -74,5 +76,5 @@ def _free_port():
 
 def cluster_envs(workers):
     """The ``TF_CONFIG`` environment of each worker of a cluster on 127.0.0.1."""
-    cluster = {"worker": [f"127.0.0.1:{_free_port()}" for _ in range(workers)]}
+    cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(workers)]}
     return [{"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})} for i in range(workers)]

@@ -4,6 +4,7 @@
 import pathlib
 
 import pytest
+from hypothesis import settings
 
 from .report import AREAS, Row, write_report
 
@@ -41,10 +42,5 @@ def pytest_sessionfinish(session, exitstatus):
 
 # Property-based tests draw the same examples on every run (CI is reproducible) and have no
 # per-example deadline (a loaded machine is slow, not wrong).
-try:
-    from hypothesis import settings
-except ImportError:  # pragma: no cover - hypothesis is in requirements-cpu.lock
-    pass
-else:
-    settings.register_profile("reliability", derandomize=True, deadline=None, database=None, print_blob=True)
-    settings.load_profile("reliability")
+settings.register_profile("reliability", derandomize=True, deadline=None, database=None, print_blob=True)
+settings.load_profile("reliability")

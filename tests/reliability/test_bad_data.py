@@ -114,18 +114,21 @@ def test_missing_columns_are_refused_naming_the_column(reliability, model, tmp_p
         "model.fit": lambda dropped: model.fit(without(dropped), y, epochs=1, verbose=0),
         "MTLTrainer.fit": lambda dropped: trainer.fit(tf.data.Dataset.from_tensor_slices((without(dropped), y)).batch(8)),
     }
-    tried, named = 0, 0
+    tried = 0
     for entry, call in entry_points.items():
         for feature in CSV_FEATURES if entry == "read_csv" else FEATURES:
             err = _error(lambda: call(feature.name))
-            assert _names(err, feature.name), f"{entry} without {feature.name!r}: {err!r}"
+            # KeyError from the converters and readers, ValueError from the checks and Keras: no crash
+            # of another kind that happens to quote the name.
+            assert isinstance(err, (KeyError, ValueError)) and _names(err, feature.name), (
+                f"{entry} without {feature.name!r}: {err!r}"
+            )
             tried += 1
-            named += 1
     reliability.record(
         AREA,
         f"{tried} datasets each lacking one feature column (sparse int, vocabulary, hashed string, sequence, "
         f"scalar and vector dense) through {len(entry_points)} entry points: {', '.join(entry_points)}",
-        f"{named}/{tried} refused with an error naming the missing column",
+        f"{tried}/{tried} refused with an error naming the missing column",
     )
 
 
@@ -144,12 +147,10 @@ def test_extra_columns_are_left_out(reliability, tmp_path):
     results["read_csv"] = read_csv(tmp_path / "wide.csv", CSV_FEATURES, label_columns=list(TASK_NAMES))[0]
     wider.to_parquet(tmp_path / "wide.parquet")
     results["read_parquet"] = read_parquet(tmp_path / "wide.parquet", FEATURES, label_columns=list(TASK_NAMES))[0]
-    identical = 0
     for entry, arrays in results.items():
         assert list(arrays) == [f.name for f in (CSV_FEATURES if entry == "read_csv" else FEATURES)]
         for name, array in arrays.items():
             assert array.dtype == clean[name].dtype and np.array_equal(array, clean[name]), (entry, name)
-        identical += 1
     # At the model: Keras 3 would feed a dict's values by sorted position, so an extra key shifted
     # the others into the wrong inputs; the model leaves it out.
     model = _model()
@@ -157,13 +158,12 @@ def test_extra_columns_are_left_out(reliability, tmp_path):
     expected = model.predict(clean, verbose=0)
     for name, scores in model.predict(with_extras, verbose=0).items():
         np.testing.assert_array_equal(scores, expected[name])
-    results["model.predict"] = with_extras
-    identical += 1
+    entries = [*results, "model.predict"]
     reliability.record(
         AREA,
         f"{len(extras)} extra columns (names sorting before, between and after the features, and one differing "
-        f"from a feature's name by a space) through {', '.join(results)}",
-        f"left out: {identical}/{len(results)} entry points gave arrays (the model: scores) equal, dtype and value, "
+        f"from a feature's name by a space) through {', '.join(entries)}",
+        f"left out: {len(entries)}/{len(entries)} entry points gave arrays (the model: scores) equal, dtype and value, "
         "to those of the data without the extra columns",
     )
 
@@ -231,18 +231,19 @@ def test_wrong_dtypes_are_refused_naming_column_count_and_first_row(reliability,
     bad_cell.loc[7, "user"] = "u7"
     bad_cell.to_csv(tmp_path / "bad.csv", index=False)
     csv_err = _error(lambda: read_csv(tmp_path / "bad.csv", CSV_FEATURES))
-    assert "bad.csv" in str(csv_err) and _rows_named(csv_err, "user", 1, 7), csv_err
+    assert isinstance(csv_err, ValueError) and "bad.csv" in str(csv_err) and _rows_named(csv_err, "user", 1, 7), csv_err
     bad_list = frame.copy()
     bad_list.loc[3, "vec"] = [1.0, 2.0]
     bad_list.to_parquet(tmp_path / "bad.parquet")
     parquet_err = _error(lambda: read_parquet(tmp_path / "bad.parquet", FEATURES))
-    assert "bad.parquet" in str(parquet_err) and _rows_named(parquet_err, "vec", 1, 3), parquet_err
+    assert isinstance(parquet_err, ValueError) and "bad.parquet" in str(parquet_err), parquet_err
+    assert _rows_named(parquet_err, "vec", 1, 3), parquet_err
     # DataGenerator takes model-ready columns: raw ones (ragged lists, mixed objects) are refused.
     y = _labels(frame)
     raw_columns = {"items": [[1, 2]] * 29 + [[3]], "city": np.array([1, "rome"] * 15, dtype=object), "when": [None] * 30}
     for name, values in raw_columns.items():
         err = _error(lambda: DataGenerator({"user": frame["user"].to_numpy(), name: values}, y))
-        assert _names(err, name) and "to_feature_arrays" in str(err), err
+        assert isinstance(err, (TypeError, ValueError)) and _names(err, name) and "to_feature_arrays" in str(err), err
     counts = {column: seen.count(column) for column in sorted(kinds)}
     reliability.record(
         AREA,
@@ -264,7 +265,7 @@ NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf, None])
 def test_nan_and_inf_in_dense_features_are_refused_or_filled_as_asked(reliability, tmp_path):
     frame = _frame(30)
     y = _labels(frame)
-    counts = {"refused": 0, "DataGenerator refused": 0, "filled": 0}
+    drawn = []
 
     @settings(max_examples=120)
     @given(data=st.data(), column=st.sampled_from(["price", "vec"]), fill=st.floats(-5, 5))
@@ -282,15 +283,13 @@ def test_nan_and_inf_in_dense_features_are_refused_or_filled_as_asked(reliabilit
         err = _error(lambda: to_feature_arrays(columns, FEATURES))
         assert isinstance(err, ValueError) and _rows_named(err, column, len(rows), rows[0]), err
         assert f"fill_non_finite={{'{column}': 0.0}}" in str(err)
-        counts["refused"] += 1
         # Floats straight into DataGenerator, as numpy holds them: refused the same way.
         floats = np.array(columns[column], dtype=np.float64)
         err = _error(lambda: DataGenerator({column: floats}, y))
         assert isinstance(err, ValueError) and _rows_named(err, column, len(rows), rows[0]), err
-        counts["DataGenerator refused"] += 1
         filled = to_feature_arrays(columns, FEATURES, fill_non_finite={column: fill})[column]
         np.testing.assert_array_equal(filled, np.where(np.isfinite(floats), floats, fill).astype(np.float32))
-        counts["filled"] += 1
+        drawn.append(column)
 
     check()
     # A CSV with empty, "nan", "inf" and "-inf" cells: refused naming the file; filled when asked, and a
@@ -300,7 +299,7 @@ def test_nan_and_inf_in_dense_features_are_refused_or_filled_as_asked(reliabilit
     path = tmp_path / "gappy.csv"
     gappy.to_csv(path, index=False)
     err = _error(lambda: read_csv(path, CSV_FEATURES, label_columns=list(TASK_NAMES)))
-    assert "gappy.csv" in str(err) and _rows_named(err, "price", 4, 4), err
+    assert isinstance(err, ValueError) and "gappy.csv" in str(err) and _rows_named(err, "price", 4, 4), err
     x, labels = read_csv(path, CSV_FEATURES, label_columns=list(TASK_NAMES), fill_non_finite={"price": 2.0})
     assert x["price"][[4, 9, 11, 20]].tolist() == [2.0] * 4
     x["vec"] = np.zeros((len(frame), 3), np.float32)
@@ -311,16 +310,16 @@ def test_nan_and_inf_in_dense_features_are_refused_or_filled_as_asked(reliabilit
     # Non-finite labels are refused too, naming the label.
     for bad in (math.nan, math.inf):
         err = _error(lambda: DataGenerator(x, {**y, "gmv": np.where(np.arange(len(frame)) == 13, bad, y["gmv"])}))
-        assert _rows_named(err, "gmv", 1, 13), err
+        assert isinstance(err, ValueError) and _rows_named(err, "gmv", 1, 13), err
     reliability.record(
         AREA,
-        f"{counts['refused']} datasets with NaN, +Inf, -Inf or None at 1 to 8 random rows of a scalar or a vector "
+        f"{len(drawn)} datasets with NaN, +Inf, -Inf or None at 1 to 8 random rows of a scalar or a vector "
         "dense feature, through to_feature_arrays (default and with fill_non_finite) and as floats through "
         "DataGenerator; a CSV with '', 'nan', 'inf', '-inf' cells; NaN and Inf labels",
-        f"refused by default: {counts['refused']}/{counts['refused']} by to_feature_arrays and "
-        f"{counts['DataGenerator refused']}/{counts['refused']} by DataGenerator, each naming the column, the exact "
+        f"refused by default: {len(drawn)}/{len(drawn)} by to_feature_arrays and "
+        f"{len(drawn)}/{len(drawn)} by DataGenerator, each naming the column, the exact "
         f"number of bad rows and the first, and naming the fill_non_finite option; with fill_non_finite the chosen "
-        f"value replaced exactly the non-finite values ({counts['filled']}/{counts['refused']}); the CSV refused "
+        f"value replaced exactly the non-finite values ({len(drawn)}/{len(drawn)}); the CSV refused "
         f"naming the file, filled on request, and a model trained on it with finite loss {losses[0]:.3f}; "
         "2/2 non-finite labels refused",
     )
@@ -418,7 +417,7 @@ def test_unknown_ids_go_to_oov_rows_or_are_refused_as_asked(reliability):
     for feature, count, first in cases:
         only = {**_frame(24).to_dict("list"), feature: frame[feature].tolist()}
         err = _error(lambda: to_feature_arrays(only, FEATURES, unknown_ids="raise"))
-        assert _rows_named(err, feature, count, first) and "unknown_ids" in str(err), err
+        assert isinstance(err, ValueError) and _rows_named(err, feature, count, first) and "unknown_ids" in str(err), err
         refused += 1
     no_oov = _error(lambda: SparseFeature("user", 50, 4, num_oov_buckets=0))
     assert isinstance(no_oov, ValueError) and "num_oov_buckets" in str(no_oov)

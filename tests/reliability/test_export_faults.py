@@ -175,17 +175,17 @@ def _truncate(path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-def _empty(folder, features):
+def _empty(folder):
     shutil.rmtree(folder)
     folder.mkdir()
 
 
-def _garbage_variables(folder, features):
+def _garbage_variables(folder):
     path = folder / VARIABLES_DATA
     path.write_bytes(np.random.default_rng(0).bytes(path.stat().st_size))
 
 
-def _only_saved_model_pb(folder, features):
+def _only_saved_model_pb(folder):
     for entry in folder.iterdir():
         if entry.is_dir():
             shutil.rmtree(entry)
@@ -193,10 +193,10 @@ def _only_saved_model_pb(folder, features):
             entry.unlink()
 
 
-def _failing_signature(folder, features):
+def _failing_signature(folder):
     """Replaces the SavedModel by one with the same inputs whose every run fails, keeping the
     warmup requests: it loads, then fails its warmup."""
-    specs = tensor_specs(features)
+    specs = tensor_specs(data().features)
 
     @tf.function(input_signature=[specs])
     def serve(inputs):
@@ -211,16 +211,21 @@ def _failing_signature(folder, features):
     failing.rename(folder)
 
 
-# Each turns a copy of a good version (the folder) into a corrupt one.
+# Each turns a copy of a good version (the folder) into a corrupt one, which the status then
+# reports with this error code.
 CORRUPT = {
-    "truncated saved_model.pb": lambda folder, features: _truncate(folder / "saved_model.pb"),
-    "empty folder": _empty,
-    "garbage variables data (same size)": _garbage_variables,
-    "truncated variables data": lambda folder, features: _truncate(folder / VARIABLES_DATA),
-    "missing variables index": lambda folder, features: (folder / VARIABLES_INDEX).unlink(),
-    "only saved_model.pb": _only_saved_model_pb,
-    "a signature that fails at warmup": _failing_signature,
+    "truncated saved_model.pb": ("DATA_LOSS", lambda folder: _truncate(folder / "saved_model.pb")),
+    "empty folder": ("NOT_FOUND", _empty),
+    "garbage variables data (same size)": ("UNKNOWN", _garbage_variables),
+    "truncated variables data": ("UNKNOWN", lambda folder: _truncate(folder / VARIABLES_DATA)),
+    "missing variables index": ("NOT_FOUND", lambda folder: (folder / VARIABLES_INDEX).unlink()),
+    "only saved_model.pb": ("NOT_FOUND", _only_saved_model_pb),
+    "a signature that fails at warmup": ("INVALID_ARGUMENT", _failing_signature),
 }
+
+
+def _errors(caplog):
+    return sum(record.levelno == logging.ERROR for record in caplog.records)
 
 
 def _rest_status(server, version):
@@ -249,15 +254,15 @@ def test_corrupt_versions_are_reported_and_the_previous_version_keeps_serving(go
         grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel,
     ):
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        for version, (kind, corrupt) in enumerate(CORRUPT.items(), start=2):
+        for version, (kind, (code, corrupt)) in enumerate(CORRUPT.items(), start=2):
             staging = tmp_path / f"staging{version}"
             shutil.copytree(good["first"], staging)
-            corrupt(staging, data().features)
+            corrupt(staging)
             os.rename(staging, base / str(version))  # whole, at once: the corruption is the only fault
             _wait_for(lambda: (_status_of(client, version) or {}).get("state") == "END", what=f"{kind} reported")
             status = _status_of(client, version)
             folder = base / str(version)
-            assert status["error_code"] != "OK", (kind, status)
+            assert status["error_code"] == code, (kind, status)
             assert f"Failed to load {folder}" in status["error_message"] or f"Failed to warm up {folder}" in status["error_message"], status
             rest = _rest_status(server, version)
             assert rest == [{"version": str(version), "state": "END", "status": {"error_code": status["error_code"], "error_message": status["error_message"]}}]
@@ -277,7 +282,8 @@ def test_corrupt_versions_are_reported_and_the_previous_version_keeps_serving(go
         statuses = client.status()
         assert [s["version"] for s in statuses] == list(range(newest, 0, -1))
         assert all(s["state"] == "END" and s["error_code"] != "OK" for s in statuses[1:-1])
-    logged = sum(r.levelno == logging.ERROR for r in caplog.records)
+    logged = _errors(caplog)
+    assert logged == len(CORRUPT), "each corrupt version is logged once, and not loaded again unchanged"
     reliability.record(
         "Faults",
         f"{len(CORRUPT)} corrupt versions dropped whole into model_base_path, each newer than the one serving: " + "; ".join(CORRUPT),
@@ -285,10 +291,6 @@ def test_corrupt_versions_are_reported_and_the_previous_version_keeps_serving(go
         f"codes {', '.join(f'{k}: {v}' for k, v in codes.items())}; {answered} requests in between were all answered by "
         f"version 1 with its exact scores; then a good version {newest} was served with its own scores",
     )
-
-
-def _errors(caplog):
-    return sum(record.levelno == logging.ERROR for record in caplog.records)
 
 
 def test_a_version_copied_in_file_by_file_is_served_once_complete(good, tmp_path, caplog, reliability):
@@ -330,6 +332,7 @@ def test_a_version_copied_in_file_by_file_is_served_once_complete(good, tmp_path
         assert served == 2 and same_scores(outputs, expected[2])
     retries = sum("changed since it failed to load" in r.getMessage() for r in caplog.records)
     assert retries == len(steps) - 1
+    assert codes == {"DATA_LOSS", "NOT_FOUND", "OUT_OF_RANGE", "UNKNOWN"}, codes
     reliability.record(
         "Faults",
         f"A version copied into model_base_path file by file ({len(steps)} steps: the folder, {len(small)} small files, "

@@ -15,7 +15,6 @@ import json
 import pathlib
 import pickle
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from tf_mtl.serving import Client
 
 from ._load_versions import answer, batches, predict_request, reweighted, same_scores
 from ._serving import MODEL, data, export_version, saved_model_outputs
+from ._training_processes import free_port
 
 pytestmark = pytest.mark.reliability
 
@@ -53,12 +53,6 @@ ROUND_SECONDS = 300  # the cap on a round; requests not sent by then count as fa
 GROWTH_LIMIT_MIB = 8.0
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _rss_mib(pid):
     with open(f"/proc/{pid}/status") as file:
         kib = next(int(line.split()[1]) for line in file if line.startswith("VmRSS:"))
@@ -70,7 +64,7 @@ class Load:
 
     def __init__(self, tmp_path, base, clients):
         self.base = base
-        self.port = _free_port()
+        self.port = free_port()
         self.log = tmp_path / "server.log"
         command = [sys.executable, "-m", "tf_mtl.cli", "serve", "--model_name", MODEL, "--model_base_path", str(base),
                    "--port", str(self.port), "--rest_api_port", "0", "--poll_seconds", "0.1"]

@@ -28,11 +28,11 @@ from packaging.version import Version
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
 
 from tf_mtl.cli import main
-from tf_mtl.serving import ModelServer
+from tf_mtl.serving import Client, ModelServer
 from tf_mtl.serving.server import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_REQUEST_BYTES
-from tf_mtl.serving.tensors import from_proto, to_proto
 
 from ._serving import MODEL, counts, export_version, http_exchange, json_body, serve
+from ._training_processes import free_port
 
 pytestmark = pytest.mark.reliability
 
@@ -51,15 +51,8 @@ def models(tmp_path_factory):
 
 
 def _predict(port, features, name=MODEL, version=None):
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = name
-    if version is not None:
-        request.model_spec.version.value = version
-    for key, value in features.items():
-        request.inputs[key].CopyFrom(to_proto(value))
-    with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", -1)]) as channel:
-        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=60)
-    return {key: from_proto(proto) for key, proto in response.outputs.items()}
+    with Client("127.0.0.1", port, name, timeout=60) as client:
+        return client.predict(features, version=version)
 
 
 def _grpc_code(call):
@@ -90,12 +83,6 @@ def _listening(port):
     return addresses
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _serve_cli(monkeypatch, arguments, while_serving):
     """``tf-mtl serve ARGUMENTS`` in this process; ``while_serving(server)`` runs in place of
     waiting for Ctrl-C, then the command stops the server and returns."""
@@ -119,7 +106,7 @@ def test_loopback_by_default_and_a_warning_elsewhere(models, monkeypatch, caplog
     with serve(base) as server:
         library = _listening(server.port) | _listening(server.rest_api_port)
     assert library == {"127.0.0.1"} and not _warnings(caplog)
-    rest_port = _free_port()
+    rest_port = free_port()
     cli = _serve_cli(monkeypatch, ["--model_name", MODEL, "--model_base_path", str(base), "--port", "0", "--rest_api_port", str(rest_port)],
                      lambda server: _listening(server.port) | _listening(server.rest_api_port))
     assert cli == {"127.0.0.1"} and not _warnings(caplog)

@@ -232,6 +232,7 @@ def test_grpc_predict_fuzz(served, reliability):
             valid["empty" if response.outputs["score"].tensor_shape.dim[0].size == 0 else "rows"] += 1
 
     check()
+    assert valid["rows"] and valid["empty"], valid
     rows, size = 100_000, MAX_BYTES + (1 << 20)
     huge = {name: to_proto(np.resize(values, (rows,) + values.shape[1:])) for name, values in served.features.items()}
     large = {"examples": to_proto(np.array([b"x" * size], object))}
@@ -278,12 +279,15 @@ def test_grpc_garbage_bytes(served, reliability):
             call(payload, timeout=30)
         except grpc.RpcError as error:
             assert error.code() in ERROR_CODES, (method, payload, error.code(), error.details())
+            unparsed = "does not parse" in (error.details() or "")
+            assert not unparsed or error.code() == grpc.StatusCode.INVALID_ARGUMENT, (method, payload, error.code())
             codes[error.code().name] += 1
-            parsed["parsed" if "does not parse" not in (error.details() or "") else "unparsed"] += 1
+            parsed["unparsed" if unparsed else "parsed"] += 1
         else:
             pytest.fail(f"{method} answered OK to {payload!r}")
 
     check()
+    assert parsed["unparsed"] and parsed["parsed"], parsed
     _assert_valid_requests_still_scored(served)
     reliability.record(
         "Bad input: serving requests",
@@ -406,6 +410,7 @@ def test_rest_predict_fuzz(served, reliability):
         valid["NaN" if np.isnan(arrays["item_price"]).any() else "plain"] += 1
 
     check()
+    assert valid["plain"] and valid["NaN"], valid
     over = [DEFAULT_MAX_BATCH_SIZE + 1, 100_000]  # rows: over the batch cap, and over the byte cap too
     for n in over:
         body = json_body({k: np.resize(v, (n,) + v.shape[1:]) for k, v in served.features.items()}, rows=n == over[0])

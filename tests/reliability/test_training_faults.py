@@ -109,6 +109,8 @@ def test_a_run_killed_mid_epoch_and_mid_checkpoint_write_resumes_to_the_same_wei
     resumed.append(resumed_epoch(output))
     # Each start resumed from the checkpoint the kill before it left.
     assert resumed == [0] + kept
+    # Every checkpoint left held the same tensors, all readable.
+    assert {count for epoch, count in zip(kept, tensors) if epoch} == {max(tensors)} != {0}, (kept, tensors)
     finish(uninterrupted, "the uninterrupted run")
     arrays = assert_same_arrays(run / "final.npz", tmp_path / "uninterrupted" / "final.npz")
     with open(run / "history.json") as file:
@@ -128,7 +130,7 @@ def test_a_run_killed_mid_epoch_and_mid_checkpoint_write_resumes_to_the_same_wei
 def _describe(point):
     kind, *where = point.split(":")
     if kind == "step":
-        return f"after step {where[0]} (epoch {math.ceil(int(where[0]) / STEPS)})"
+        return f"after step {where[0]} (epoch {_position(point)[0]})"
     return f"while writing epoch {where[0]}'s checkpoint: {STAGES[where[1]].format(epoch=where[0])}"
 
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2, regression_pb2
 
 from tf_mtl.export import to_examples
-from tf_mtl.serving import Client
+from tf_mtl.serving import Client, Servable
 
 from .conftest import MODEL
 
@@ -49,6 +49,16 @@ def test_default_signature_and_output_filter(stub, features, reference):
     assert list(response.outputs) == ["score"]
     assert response.model_spec.signature_name == "serving_default"
     np.testing.assert_allclose(tf.make_ndarray(response.outputs["score"]), reference("serving_default", features)["score"], atol=1e-6)
+
+
+def test_predict_checks_the_declared_shapes_once(stub, features, reference, monkeypatch):
+    """Before decoding, from the TensorProtos; not again on the decoded arrays."""
+    checked = []
+    check_shapes = Servable.check_shapes
+    monkeypatch.setattr(Servable, "check_shapes", lambda self, name, shapes, cap=None: checked.append(shapes) or check_shapes(self, name, shapes, cap))
+    response = stub.Predict(_predict_request("serving_default", features), timeout=30)
+    assert checked == [{name: value.shape for name, value in features.items()}]
+    _assert_close({name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}, reference("serving_default", features))
 
 
 def test_model_metadata_lists_both_signatures(stub, version_1):

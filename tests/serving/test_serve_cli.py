@@ -2,7 +2,6 @@
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import grpc
 import pytest
 import tensorflow as tf
 
+from tests.reliability._training_processes import free_port
 from tf_mtl.cli import main
 from tf_mtl.serving import Client, ModelServer, configure_threads
 from tf_mtl.serving.server import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_REQUEST_BYTES, is_loopback
@@ -19,14 +19,8 @@ from tf_mtl.serving.server import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_REQUEST_BY
 from .conftest import MODEL
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_serve_command(version_1, features, reference):
-    port, rest_port = _free_port(), _free_port()
+    port, rest_port = free_port(), free_port()
     command = [sys.executable, "-m", "tf_mtl.cli", "serve", "--model_name", MODEL, "--model_base_path", str(version_1.parent),
                "--port", str(port), "--rest_api_port", str(rest_port), "--max_batch_size", "16", "--poll_seconds", "0.5",
                "--tensorflow_intra_op_parallelism", "1"]

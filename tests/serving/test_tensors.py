@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
 from tf_mtl.serving.servable import _eager_device, _tensor
 from tf_mtl.serving.tensors import from_proto, shape_of, to_proto
@@ -36,6 +37,35 @@ def test_shape_of_reads_the_declared_shape_without_decoding():
     assert shape_of(to_proto(np.zeros((3, 4), np.float32))) == (3, 4)
     assert shape_of(tf.make_tensor_proto(1.0, shape=[10**12, 2])) == (10**12, 2)
     assert shape_of(to_proto(np.float64(1.0))) == ()
+
+
+def _listed(*shape, **values):
+    """A TensorProto listing its values in a ``*_val`` field, declaring ``shape``."""
+    (field, listed), = values.items()
+    dtype = {"float_val": types_pb2.DT_FLOAT, "int64_val": types_pb2.DT_INT64, "string_val": types_pb2.DT_STRING}[field]
+    return tensor_pb2.TensorProto(dtype=dtype, tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[{"size": n} for n in shape]), **{field: listed})
+
+
+@pytest.mark.parametrize(
+    "proto, expected",
+    [
+        (tf.make_tensor_proto(1.5, shape=[3, 2]), np.full((3, 2), 1.5, np.float32)),
+        (_listed(4, int64_val=[4, 5]), np.array([4, 5, 5, 5])),
+        (_listed(3, string_val=[b"a"]), np.array([b"a"] * 3, object)),
+    ],
+)
+def test_values_fill_the_declared_shape(proto, expected):
+    """The gRPC front end checks ``shape_of`` and then runs the decoded arrays unchecked."""
+    array = from_proto(proto)
+    assert array.shape == shape_of(proto)
+    np.testing.assert_array_equal(array, expected)
+
+
+@pytest.mark.parametrize("proto, message", [(_listed(2, float_val=[1.0, 2.0, 3.0]), "negative"),
+                                            (_listed(2, string_val=[b"a", b"b", b"c"]), "cannot reshape array of size 3")])
+def test_more_values_than_the_declared_shape_are_refused(proto, message):
+    with pytest.raises(ValueError, match=message):
+        from_proto(proto)
 
 
 def test_content_that_does_not_fill_the_shape_is_refused():

@@ -60,6 +60,7 @@ def test_a_failed_version_is_loaded_again_only_once_its_folder_changes(base_dir,
         assert client.status(version=5)[0]["error_message"].startswith(f"Failed to load {base_dir / '5'}: FileNotFoundError")
         assert client.predict(features)["score"].shape == (8,)
         failures = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert [r.getMessage() for r in failures] == [f"Model {MODEL!r} version 5: {client.status(version=5)[0]['error_message']}"]
         server.manager.poll()
         assert [r for r in caplog.records if r.levelname == "ERROR"] == failures
         shutil.copytree(version_1, base_dir / "5", dirs_exist_ok=True)

@@ -10,6 +10,8 @@ ValueError: y['ctr']: 1 row(s) hold labels other than 0 and 1, the first 2.0 at 
 
 import numpy as np
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 def _shown(value):
     """A numpy value as the Python value it holds (``2.0``, not ``np.float32(2.0)``)."""
@@ -25,9 +27,6 @@ def bad_rows_error(owner, bad, values, what, expected):
     return ValueError(
         f"{owner}: {len(rows)} row(s) hold {what}, the first {_shown(values[first])!r} at row {first}; {expected}."
     )
-
-
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def rows_with(flags):

@@ -54,14 +54,13 @@ _INT64 = np.iinfo(np.int64)
 
 def _as_int(value):
     """An int64 id, or None for anything that is not one (1.5, 'a', NaN, None, 2**70)."""
-    if isinstance(value, (float, np.floating)):
-        value = int(value) if np.isfinite(value) and float(value).is_integer() else None
-    else:
-        try:
-            value = int(value)
-        except (TypeError, ValueError):
-            return None
-    return value if value is not None and _INT64.min <= value <= _INT64.max else None
+    if isinstance(value, (float, np.floating)) and not (np.isfinite(value) and float(value).is_integer()):
+        return None
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return None
+    return value if _INT64.min <= value <= _INT64.max else None
 
 
 def _check_unknown_ids(feature, ids, unknown_ids):
@@ -120,7 +119,10 @@ def _dense_array(feature, values, fill):
         rows = list(rows)
         bad = np.array([not _dense_row_is_numbers(row, feature.embed_dim) for row in rows], bool)
         wanted = "numbers" if feature.embed_dim == 1 else f"{feature.embed_dim} numbers each"
-        raise bad_rows_error(owner, bad, rows, f"values that are not {wanted}", "expected float32 values") from None
+        if bad.any():
+            raise bad_rows_error(owner, bad, rows, f"values that are not {wanted}", "expected float32 values") from None
+        # Every row is good, so numpy refused a mix of numbers and one-number lists (embed_dim 1).
+        array = np.array([np.asarray(row, np.float32).reshape(()) for row in rows], np.float32)
     if feature.embed_dim == 1 and array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     expected = (len(array),) if feature.embed_dim == 1 else (len(array), feature.embed_dim)

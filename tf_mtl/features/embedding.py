@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_mtl.compat import keras, register, tf_variable
-from tf_mtl.features.inputs import pad_sequence
+from tf_mtl.features.inputs import fit_sequence
 from tf_mtl.features.spec import (
     DenseFeature,
     SequenceFeature,
@@ -86,7 +86,9 @@ def _pretrained_matrix(feature):
         raise ValueError(f"Feature {feature.name!r}: cannot read pretrained_path {path!r}: {err}") from err
     if not isinstance(matrix, np.ndarray):
         matrix.close()
-        raise ValueError(f"Feature {feature.name!r}: pretrained_path {path!r} is an .npz archive; expected one matrix in a .npy file.")
+        raise ValueError(
+            f"Feature {feature.name!r}: pretrained_path {path!r} is an .npz archive; expected one matrix in a .npy file."
+        )
     rows = (feature.vocab_size, feature.num_rows)
     if matrix.ndim != 2 or matrix.shape[0] not in rows or matrix.shape[1] != feature.embed_dim:
         raise ValueError(
@@ -94,19 +96,6 @@ def _pretrained_matrix(feature):
             f"({feature.vocab_size} or {feature.num_rows}, {feature.embed_dim})."
         )
     return matrix.astype("float32")
-
-
-def fit_sequence(feature, values):
-    """A sequence input as ``(batch, max_len)`` ids.
-
-    Ragged rows, or a padded matrix of another width, keep their last (most recent)
-    ``max_len`` ids other than ``padding_value`` and are right-padded, as
-    ``tf_mtl.data.to_feature_arrays`` does; a ``(batch, max_len)`` input is used as it is
-    (no op is added, so exported signatures are unchanged).
-    """
-    if not isinstance(values, tf.RaggedTensor) and values.shape.rank == 2 and values.shape[1] == feature.max_len:
-        return values
-    return pad_sequence(feature, values)
 
 
 def _pool(feature, embedded, mask):

@@ -71,3 +71,16 @@ def pad_sequence(feature, ragged):
     ids of each row other than the feature's ``padding_value``, right-padded with it."""
     ragged = tf.ragged.boolean_mask(ragged, tf.not_equal(ragged, feature.padding_value))
     return ragged[:, -feature.max_len :].to_tensor(default_value=feature.padding_value, shape=[None, feature.max_len])
+
+
+def fit_sequence(feature, values):
+    """A sequence input as ``(batch, max_len)`` ids.
+
+    Ragged rows, or a padded matrix of another width, keep their last (most recent)
+    ``max_len`` ids other than ``padding_value`` and are right-padded, as
+    ``tf_mtl.data.to_feature_arrays`` does; a ``(batch, max_len)`` input is used as it is
+    (no op is added, so exported signatures are unchanged).
+    """
+    if not isinstance(values, tf.RaggedTensor) and values.shape.rank == 2 and values.shape[1] == feature.max_len:
+        return values
+    return pad_sequence(feature, values)

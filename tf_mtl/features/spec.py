@@ -5,8 +5,8 @@ The spec is the single source of the Keras ``Input``s, the ``tf.io`` parse spec 
 embedding tables (``tf_mtl.features.embedding``).
 
 A wrong value raises a ``FieldError`` naming its key path (``features[2].vocab_size``); its
-checks (``positive_int``, ``finite_number``, ``check_name``, ``mapping``) serve the task list,
-the layers and the models as well. Specs are read from JSON or YAML (``load_yaml``: a safe
+checks (``positive_int``, ``finite_number``, ``check_rate``, ``check_name``, ``mapping``) serve
+the task list, the layers and the models as well. Specs are read from JSON or YAML (``load_yaml``: a safe
 loader that also refuses a key given twice), never unpickled or executed.
 
 Example:
@@ -98,6 +98,13 @@ def finite_number(value, path, owner=None):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise FieldError(path, f"expected a finite number. Received: {value!r}", owner)
     return float(value)
+
+
+def check_rate(value, path, owner=None):
+    """A dropout probability: a number in ``[0, 1)``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+        raise FieldError(path, f"expected a number in [0, 1). Received: {value!r}", owner)
+    return value
 
 
 def mapping(value, path, known, owner=None):
@@ -407,11 +414,12 @@ def features_from_config(configs, where="features"):
 
 def _unique_keys(pairs):
     """A JSON object as a dict; a key given twice is an error (``json`` would keep the last)."""
-    keys = [key for key, _ in pairs]
-    for i, key in enumerate(keys):
-        if key in keys[:i]:
+    result = {}
+    for key, value in pairs:
+        if key in result:
             raise ValueError(f"key {key!r} is given twice in one object")
-    return dict(pairs)
+        result[key] = value
+    return result
 
 
 def features_to_json(features):
@@ -438,12 +446,13 @@ class _SafeLoader(yaml.SafeLoader):
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     continue
                 key = self.construct_object(key_node, deep=deep)
-                if isinstance(key, Hashable) and key in seen:
+                if not isinstance(key, Hashable):
+                    continue  # PyYAML's own construct_mapping reports it
+                if key in seen:
                     raise yaml.constructor.ConstructorError(
                         "while reading a mapping", node.start_mark, f"found the key {key!r} a second time", key_node.start_mark
                     )
-                if isinstance(key, Hashable):
-                    seen.add(key)
+                seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
 

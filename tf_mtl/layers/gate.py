@@ -8,8 +8,7 @@ import tensorflow as tf
 
 from tf_mtl import compat
 from tf_mtl.compat import build_sublayer, keras, register
-from tf_mtl.features.spec import positive_int
-from tf_mtl.layers.mlp import check_rate
+from tf_mtl.features.spec import check_rate, positive_int
 
 
 @register

@@ -6,22 +6,13 @@ initialization.
 """
 
 
-import numbers
-
 import tensorflow as tf
 
 from tf_mtl import compat
 from tf_mtl.compat import build_sublayer, keras, register
-from tf_mtl.features.spec import FieldError, join_path, mapping, positive_int
+from tf_mtl.features.spec import FieldError, check_rate, join_path, mapping, positive_int
 
 MLP_PARAMS = ("dims", "activation", "dropout", "batch_norm")
-
-
-def check_rate(value, path, owner=None):
-    """A dropout probability: a number in ``[0, 1)``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
-        raise FieldError(path, f"expected a number in [0, 1). Received: {value!r}", owner)
-    return value
 
 
 def check_mlp_params(params, where, required=("dims",), owner=None):

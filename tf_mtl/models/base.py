@@ -23,7 +23,7 @@ import tensorflow as tf
 from tf_mtl.compat import keras
 from tf_mtl.errors import did_you_mean
 from tf_mtl.features import FeatureEmbedding, features_from_config, features_to_config, keras_inputs, validate_features
-from tf_mtl.features.embedding import fit_sequence
+from tf_mtl.features.inputs import fit_sequence
 from tf_mtl.features.spec import FieldError, SequenceFeature
 from tf_mtl.layers import Tower, check_mlp_params
 from tf_mtl.losses import TASK_LOSSES
@@ -81,21 +81,14 @@ def _check_binary(name, label, weights=None):
 
 
 def _sequences_of_max_len(features, inputs):
-    """Sequence inputs given as matrices of another width than ``max_len``, fitted to it as the
-    model fits ragged ones (``fit_sequence``: the last ``max_len`` ids): Keras' input check would
-    refuse them before the model sees them."""
+    """Sequence inputs given as matrices of a known width other than ``max_len``, fitted to it as
+    the model fits ragged ones (``fit_sequence``: the last ``max_len`` ids): Keras' input check
+    would refuse them before the model sees them. Ragged inputs have no known width."""
     fitted = {}
     for feature in features:
         values = inputs.get(feature.name)
-        shape = getattr(values, "shape", None)
-        if (
-            isinstance(feature, SequenceFeature)
-            and not isinstance(values, tf.RaggedTensor)
-            and shape is not None
-            and len(shape) == 2
-            and shape[1] is not None
-            and shape[1] != feature.max_len
-        ):
+        shape = getattr(values, "shape", ())
+        if isinstance(feature, SequenceFeature) and len(shape) == 2 and shape[1] not in (None, feature.max_len):
             fitted[feature.name] = fit_sequence(feature, tf.convert_to_tensor(values))
     return fitted
 

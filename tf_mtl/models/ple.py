@@ -1,9 +1,8 @@
 """PLE, Progressive Layered Extraction (Tang et al., RecSys 2020)."""
 
 from tf_mtl.compat import register
-from tf_mtl.features.spec import positive_int
+from tf_mtl.features.spec import check_rate, positive_int
 from tf_mtl.layers import ExtractionLevel, check_mlp_params
-from tf_mtl.layers.mlp import check_rate
 from tf_mtl.models.base import MultiTaskModel, check_tower_params, embed_features, make_tasks, task_towers
 
 

@@ -94,9 +94,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         try:
             servable = self.manager.servable(spec.name, _version(spec))
             # Before decoding: a TensorProto may declare 10**12 rows and fill them from one value.
+            # Decoded, each input has the shape it declared (from_proto), so the shapes are checked once.
             servable.check_shapes(spec.signature_name, {name: shape_of(proto) for name, proto in request.inputs.items()}, self.max_batch_size)
             inputs = {name: _to_ndarray(name, proto) for name, proto in request.inputs.items()}
-            outputs = servable.predict(spec.signature_name, inputs, list(request.output_filter), self.max_batch_size)
+            outputs = servable.run(spec.signature_name, inputs, list(request.output_filter))
         except ServingError as error:
             return _abort(context, error)
         response = predict_pb2.PredictResponse()

@@ -45,6 +45,13 @@ def _invalid(message):
     return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
+def _number(digits):
+    """A string of ASCII digits (a version, a Content-Length) as an int; one of more than 19
+    digits, beyond int64, reads as ``2**63`` unparsed (``int()`` refuses more than 4300 digits)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 19 else _INT64_MAX + 1
+
+
 def _decode(value):
     """JSON values with strings as bytes; ``TypeError``/``ValueError`` for a ``b64`` that is not base64."""
     if isinstance(value, dict):
@@ -177,7 +184,7 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
         headers = getattr(self, "headers", None)  # None when the request line itself was refused
         declared = headers.get("Content-Length", "").strip() if headers is not None else ""
         if _DIGITS.fullmatch(declared):
-            self._discard(int(declared) if len(declared) <= 19 else 4 * self.server.max_request_bytes)
+            self._discard(_number(declared))
 
     def _answer(self, respond):
         """Sends ``respond()``'s ``(code, payload)``, or the error it raised."""
@@ -197,10 +204,10 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
         version = match["version"]
         if version is None:
             return match, None
-        digits = version.lstrip("0") or "0"
-        if len(digits) > 19 or int(digits) > _INT64_MAX:
+        number = _number(version)
+        if number > _INT64_MAX:
             raise _invalid(f"Version {version} is not an int64; expected a version number below 2**63.")
-        return match, int(digits)
+        return match, number
 
     def do_GET(self):
         if self.headers.get("Transfer-Encoding") is not None or self.headers.get("Content-Length", "0").strip() != "0":
@@ -253,7 +260,7 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
         if not _DIGITS.fullmatch(declared):
             self.close_connection = True
             raise _invalid(f"Content-Length {declared!r} is not a number of bytes.")
-        length = int(declared) if len(declared) <= 19 else limit + 1
+        length = _number(declared)
         if length > limit:
             self.close_connection = True
             self._discard(length)

@@ -143,7 +143,7 @@ class Servable:
     def check_shapes(self, signature_name, shapes, max_batch_size=None):
         """Checks a request's inputs, ``{name: shape}``, against a signature before they are
         decoded: every input of the signature and no other, each with a compatible shape, all
-        with one batch size, at most ``max_batch_size`` (None: no limit). Returns the batch size."""
+        with one batch size, at most ``max_batch_size`` (None: no limit)."""
         signature_name = signature_name or DEFAULT_SIGNATURE
         self._signature(signature_name)
         specs = self._inputs[signature_name]
@@ -171,16 +171,20 @@ class Servable:
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"Batch size {batch} is larger than the maximum batch size {max_batch_size}.",
             )
-        return batch
 
     def predict(self, signature_name, inputs, output_filter=(), max_batch_size=None):
-        """Runs a signature on ``inputs`` (``{name: np.ndarray}``); returns ``{output: np.ndarray}``.
-
-        The inputs must pass ``check_shapes`` and have the signature's dtypes. Errors of the
-        model itself are answered with TensorFlow's status code (INVALID_ARGUMENT for an input
-        it refuses).
-        """
+        """Runs a signature on ``inputs`` (``{name: np.ndarray}``); returns ``{output: np.ndarray}``:
+        ``check_shapes`` on the arrays' shapes, then ``run``."""
         self.check_shapes(signature_name, {name: array.shape for name, array in inputs.items()}, max_batch_size)
+        return self.run(signature_name, inputs, output_filter)
+
+    def run(self, signature_name, inputs, output_filter=()):
+        """Runs a signature on ``inputs`` (``{name: np.ndarray}``) whose names and shapes passed
+        ``check_shapes``; returns ``{output: np.ndarray}``.
+
+        The inputs must have the signature's dtypes. Errors of the model itself are answered
+        with TensorFlow's status code (INVALID_ARGUMENT for an input it refuses).
+        """
         signature_name = signature_name or DEFAULT_SIGNATURE
         specs = self._inputs[signature_name]
         for name, (spec, dtype, _) in specs.items():

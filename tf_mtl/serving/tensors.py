@@ -37,8 +37,9 @@ def shape_of(proto):
 
 
 def from_proto(proto):
-    """The numpy array of a ``TensorProto``; ``ValueError`` or ``TypeError`` if it is malformed.
-    Check ``shape_of(proto)`` first: TensorFlow fills a declared shape from a single value."""
+    """The numpy array of a ``TensorProto``, of the shape it declares (``shape_of``); ``ValueError``
+    or ``TypeError`` if it is malformed. Check ``shape_of(proto)`` first: TensorFlow fills a
+    declared shape from a single value."""
     dtype = _NUMPY.get(proto.dtype)
     if dtype is None or not proto.tensor_content:
         return tf.make_ndarray(proto)
