@@ -88,11 +88,20 @@ def test_request_tensors_equal_tf_constant(array, dtype):
 
 def test_signatures_are_called_through_their_flat_signature(version_1):
     """The fast path of ``Servable.predict`` is taken with this TensorFlow: every signature has a
-    flat call, whose captured inputs are the model's variable handles."""
+    flat call, whose captured inputs are the model's variable handles, and which answers as the
+    signature does (``serving_default``, on constant inputs)."""
     from tf_mtl.serving import Servable
+    from tf_mtl.serving.servable import _ConcreteFunction
 
     servable = Servable("ranker", 1, version_1)
     for name, signature in servable.signatures.items():
-        names, captured = servable._flat_calls[name]
+        names, captured, call = servable._flat_calls[name]
         assert sorted(names) == sorted(signature.structured_input_signature[1])
         assert captured and all(tensor.dtype == tf.resource for tensor in captured)
+        assert call.func is _ConcreteFunction._call_flat
+    signature = servable.signatures["serving_default"]
+    names, captured, call = servable._flat_calls["serving_default"]
+    inputs = {key: tf.fill([2, *spec.shape[1:]], tf.constant("a" if spec.dtype == tf.string else 1, spec.dtype)) for key, spec in signature.structured_input_signature[1].items()}
+    flat = call([inputs[key] for key in names], captured)
+    for output, value in signature(**inputs).items():
+        np.testing.assert_array_equal(flat[output].numpy(), value.numpy())

@@ -22,12 +22,13 @@ def _table():
     return tf.Variable(np.arange(12, dtype=np.float32).reshape(6, 2) / 10)
 
 
-def test_dense_gradients_get_keras_adam_exactly():
+def test_dense_gradients_get_keras_adams_formula():
     gradients = [tf.constant([[0.5, -1.0], [0.2, 0.0]]), tf.constant([[-0.3, 0.1], [0.4, 2.0]])]
     kwargs = {"learning_rate": 0.1, "weight_decay": 0.01}
     lazy = _apply(LazyAdam(**kwargs), tf.Variable(np.ones((2, 2), np.float32)), gradients)
     dense = _apply(keras.optimizers.Adam(**kwargs), tf.Variable(np.ones((2, 2), np.float32)), gradients)
-    np.testing.assert_allclose(lazy, dense, rtol=1e-6)
+    # One fused kernel (ResourceApplyAdam) rounds differently from Keras' separate ops.
+    np.testing.assert_allclose(lazy, dense, rtol=1e-5)
 
 
 def test_rows_used_every_step_move_as_with_dense_adam_and_the_others_stay():

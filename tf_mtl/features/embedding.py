@@ -61,7 +61,9 @@ def _id_rows(keys, vocab_size, num_oov_buckets):
     any other id one of the OOV rows after the vocabulary. The sizes may be vectors, one per
     column of ``keys`` (several features at once)."""
     known = (keys >= 0) & (keys < vocab_size)
-    return tf.where(known, keys, vocab_size + tf.math.floormod(keys, num_oov_buckets))
+    if np.all(np.asarray(num_oov_buckets) == 1):  # one OOV row each: no modulo (int64 division is slow)
+        return tf.where(known, keys, vocab_size)
+    return tf.where(known, keys, vocab_size + tf.math.floormod(keys, tf.constant(num_oov_buckets, tf.int64)))
 
 
 def _plain_ids(feature):
@@ -199,7 +201,7 @@ class FeatureEmbedding(keras.layers.Layer):
             return {}
         keys = tf.stack([tf.cast(inputs[f.name], tf.int64) for f in plain], axis=-1)
         vocab_sizes = tf.constant([f.vocab_size for f in plain], tf.int64)
-        oov_buckets = tf.constant([f.num_oov_buckets for f in plain], tf.int64)
+        oov_buckets = [f.num_oov_buckets for f in plain]
         return dict(zip([f.name for f in plain], tf.unstack(_id_rows(keys, vocab_sizes, oov_buckets), axis=-1)))
 
     def compute_output_shape(self, input_shape):

@@ -58,7 +58,7 @@ class GatedMixture(keras.layers.Layer):
             total = tf.reduce_sum(kept, axis=-1, keepdims=True)
             weights = tf.where(total > 0, kept / tf.maximum(total, 1e-12), weights)
         # A broadcast product and a sum: oneDNN's einsum "be,bed->bd" takes 3x as long.
-        mixed = tf.reduce_sum(weights[:, :, None] * tf.cast(experts, weights.dtype), axis=1)
+        mixed = tf.reduce_sum(tf.expand_dims(weights, -1) * tf.cast(experts, weights.dtype), axis=1)
         return mixed, weights
 
     def compute_output_shape(self, input_shape):
