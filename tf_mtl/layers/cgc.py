@@ -63,12 +63,11 @@ class ExtractionLevel(keras.layers.Layer):
         # Split rather than sliced: a slice's gradient writes a zero tensor of the whole input.
         own = tf.split(specific, self.n_task, axis=1)
         for k, gate in enumerate(self.task_gates):
-            experts = tf.concat([own[k], shared], axis=1)
-            mixed, w = gate([experts, task_inputs[k]], training=training)
+            mixed, w = gate([[own[k], shared], task_inputs[k]], training=training)
             outputs.append(mixed)
             weights.append(w)
         if self.shared_gate is not None:
-            mixed, w = self.shared_gate([tf.concat([specific, shared], axis=1), shared_input], training=training)
+            mixed, w = self.shared_gate([[specific, shared], shared_input], training=training)
             outputs.append(mixed)
             weights.append(w)
         return outputs, weights

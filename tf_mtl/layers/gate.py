@@ -27,8 +27,10 @@ class GatedMixture(keras.layers.Layer):
         gate_dropout: probability of dropping an expert's weight while training.
 
     Inputs: ``[experts, gate_input]`` of shapes ``(batch, num_experts, d)`` and
-    ``(batch, d_gate)``. Returns ``(mixed, weights)`` of shapes ``(batch, d)`` and
-    ``(batch, num_experts)``.
+    ``(batch, d_gate)``; ``experts`` may also be a list of groups ``(batch, n_i, d)``, in
+    order, whose ``n_i`` sum to ``num_experts`` (PLE's own and shared experts: mixed group by
+    group, they need no concatenation). Returns ``(mixed, weights)`` of shapes ``(batch, d)``
+    and ``(batch, num_experts)``.
     """
 
     def __init__(self, num_experts, gate_dropout=0.0, **kwargs):
@@ -42,9 +44,11 @@ class GatedMixture(keras.layers.Layer):
 
     def build(self, input_shape):
         experts_shape, gate_shape = input_shape
-        if experts_shape[1] != self.num_experts:
+        groups = _groups(experts_shape)
+        if sum(shape[1] for shape in groups) != self.num_experts:
             raise ValueError(
-                f"GatedMixture: expected {self.num_experts} experts. Received experts of shape {experts_shape}"
+                f"GatedMixture: expected {self.num_experts} experts. Received experts of shape "
+                f"{groups[0] if len(groups) == 1 else groups}"
             )
         build_sublayer(self.gate, gate_shape)
         self.built = True
@@ -57,13 +61,20 @@ class GatedMixture(keras.layers.Layer):
             kept = weights * keep
             total = tf.reduce_sum(kept, axis=-1, keepdims=True)
             weights = tf.where(total > 0, kept / tf.maximum(total, 1e-12), weights)
+        groups = _groups(experts)
+        parts = tf.split(weights, [group.shape[1] for group in groups], axis=1) if len(groups) > 1 else [weights]
         # A broadcast product and a sum: oneDNN's einsum "be,bed->bd" takes 3x as long.
-        mixed = tf.reduce_sum(tf.expand_dims(weights, -1) * tf.cast(experts, weights.dtype), axis=1)
+        mixed = tf.add_n([tf.reduce_sum(tf.expand_dims(w, -1) * tf.cast(group, weights.dtype), axis=1) for w, group in zip(parts, groups)])
         return mixed, weights
 
     def compute_output_shape(self, input_shape):
-        experts_shape, _ = input_shape
+        experts_shape = _groups(input_shape[0])[0]
         return (experts_shape[0], experts_shape[2]), (experts_shape[0], self.num_experts)
+
+
+def _groups(experts):
+    """The expert groups of a ``GatedMixture`` input (or of its shape): a list of them."""
+    return list(experts) if isinstance(experts, (list, tuple)) and not isinstance(experts[0], (int, type(None))) else [experts]
 
     def get_config(self):
         config = super().get_config()
