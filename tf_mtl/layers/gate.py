@@ -55,7 +55,11 @@ class GatedMixture(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         experts, gate_input = inputs
-        weights = self.gate(gate_input)
+        # The gate's softmax by hand: oneDNN's softmax of a few columns takes 0.2 ms of a batch.
+        logits = tf.matmul(tf.cast(gate_input, self.gate.compute_dtype), tf.cast(self.gate.kernel, self.gate.compute_dtype))
+        logits = logits + tf.cast(self.gate.bias, self.gate.compute_dtype)
+        scores = tf.exp(logits - tf.reduce_max(logits, axis=-1, keepdims=True))
+        weights = scores / tf.reduce_sum(scores, axis=-1, keepdims=True)
         if training and self.gate_dropout:
             keep = tf.cast(self.mask(tf.ones_like(weights), training=True) > 0, weights.dtype)
             kept = weights * keep
