@@ -151,6 +151,28 @@ def test_training_shuffle_draws_from_the_whole_set_every_epoch():
         assert (first_batch >= 500).sum() >= 8
 
 
+def test_shuffled_batches_keep_every_row_whole():
+    """Columns of one dtype are gathered stacked, the others alone: every batch row still holds
+    one row of each column and its labels, and the last, smaller batch too."""
+    n = 103
+    x = {"a": np.arange(n), "b": np.arange(n) * 10, "c": np.arange(n) / 2, "seq": np.stack([np.arange(n)] * 3, 1), "s": np.array([str(i) for i in range(n)], object)}
+    y = {"click": np.arange(n) % 2, "buy": np.arange(n) / 4}
+    train, _, _ = DataGenerator(x, y).generate_dataloader(batch_size=16, seed=5)
+    for _ in range(2):
+        sizes, rows = [], []
+        for features, labels in train:
+            a = features["a"].numpy()
+            np.testing.assert_array_equal(features["b"].numpy(), a * 10)
+            np.testing.assert_array_equal(features["c"].numpy(), a / 2)
+            np.testing.assert_array_equal(features["seq"].numpy(), np.stack([a] * 3, 1))
+            assert [v.decode() for v in features["s"].numpy()] == [str(i) for i in a]
+            np.testing.assert_array_equal(labels["click"].numpy(), a % 2)
+            np.testing.assert_array_equal(labels["buy"].numpy(), a / 4)
+            sizes.append(len(a))
+            rows.extend(a)
+        assert sizes == [16] * 6 + [7] and sorted(rows) == list(range(n))
+
+
 def test_validation_and_test_keep_the_split_order_while_training_reshuffles():
     generator = DataGenerator({"id": np.arange(200)}, np.zeros(200))
     _, val, test = generator.generate_dataloader(split_ratio=[0.5, 0.25], batch_size=16, seed=7)

@@ -37,7 +37,8 @@ class GatedMixture(keras.layers.Layer):
         super().__init__(**kwargs)
         self.num_experts = positive_int(num_experts, "num_experts", "GatedMixture")
         self.gate_dropout = check_rate(gate_dropout, "gate_dropout", "GatedMixture")
-        self.gate = keras.layers.Dense(num_experts, activation="softmax", name="gate")
+        # Its kernel and bias give the logits; the softmax is taken in call (see there).
+        self.gate = keras.layers.Dense(num_experts, name="gate")
         # Draws the keep mask from a Dropout layer: its random state is checkpointed, so a
         # resumed run drops the same experts as an uninterrupted one.
         self.mask = compat.dropout(gate_dropout, name="gate_mask") if gate_dropout else None
@@ -75,12 +76,12 @@ class GatedMixture(keras.layers.Layer):
         experts_shape = _groups(input_shape[0])[0]
         return (experts_shape[0], experts_shape[2]), (experts_shape[0], self.num_experts)
 
-
-def _groups(experts):
-    """The expert groups of a ``GatedMixture`` input (or of its shape): a list of them."""
-    return list(experts) if isinstance(experts, (list, tuple)) and not isinstance(experts[0], (int, type(None))) else [experts]
-
     def get_config(self):
         config = super().get_config()
         config.update(num_experts=self.num_experts, gate_dropout=self.gate_dropout)
         return config
+
+
+def _groups(experts):
+    """The expert groups of a ``GatedMixture`` input (or of its shape): a list of them."""
+    return list(experts) if isinstance(experts, (list, tuple)) and not isinstance(experts[0], (int, type(None))) else [experts]

@@ -51,7 +51,7 @@ class LazyAdam(keras.optimizers.Adam):
         if not isinstance(gradient, tf.IndexedSlices):
             if self._decays(variable):
                 variable.assign_sub(variable * tf.cast(self.weight_decay, variable.dtype) * lr)
-            if self.amsgrad or gradient.dtype != variable.dtype:
+            if self.amsgrad:
                 if LEGACY_KERAS:
                     return super().update_step(gradient, variable)
                 return super().update_step(gradient, variable, learning_rate)
@@ -60,7 +60,7 @@ class LazyAdam(keras.optimizers.Adam):
             return tf.raw_ops.ResourceApplyAdam(
                 var=tf_variable(variable).handle, m=tf_variable(momentum).handle, v=tf_variable(velocity).handle,
                 beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step), lr=lr, beta1=beta_1,
-                beta2=beta_2, epsilon=tf.cast(self.epsilon, variable.dtype), grad=gradient,
+                beta2=beta_2, epsilon=tf.cast(self.epsilon, variable.dtype), grad=tf.cast(gradient, variable.dtype),
             )
         gradient = deduplicate(gradient)
         rows, g = gradient.indices, tf.cast(gradient.values, variable.dtype)
