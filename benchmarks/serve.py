@@ -7,7 +7,8 @@ change the time a forward pass takes): the reference is called the obvious way, 
 and ``model.predict_on_batch(x)`` for one request; tf_mtl's exported SavedModel is called
 through ``tf_mtl.serving.Servable`` (what the server runs: inputs checked, then the
 ``serving_default`` signature) in the process, and over the gRPC server (``tf_mtl.serving``)
-on 127.0.0.1 for one request. Inputs are numpy arrays in every case. Batches and single
+on 127.0.0.1 for one request; ``tf_mtl_bf16`` is the same model built in
+``mixed_bfloat16``, exported and called in the process. Inputs are numpy arrays in every case. Batches and single
 requests are measured in two processes: single requests with one thread per op for both
 systems (``tf_mtl.serving.configure_threads(intra_op=1)``, ``tf-mtl serve
 --tensorflow_intra_op_parallelism 1``: a one-row request split over two threads waits for
@@ -63,6 +64,7 @@ def measure(kind, phase, repeats, n_requests):
     """One phase's figures for one model kind: ``{figure: {system: [value per round]}}``."""
     from benchmarks.reference import reference_model
     from benchmarks.workload import MODELS, TASKS, TOWER_DIMS, make_workload
+    from tf_mtl.compat import mixed_precision
     from tf_mtl.export import export_saved_model
     from tf_mtl.models import build_model
     from tf_mtl.serving import Client, ModelServer, Servable, configure_threads
@@ -77,6 +79,9 @@ def measure(kind, phase, repeats, n_requests):
     model = build_model(kind, workload.features, ["classification"] * len(TASKS), list(TASKS), **params)
     base = tempfile.mkdtemp(prefix="tf_mtl_serve_bench_")
     servable = Servable("ranker", 1, export_saved_model(model, base))
+    with mixed_precision("mixed_bfloat16"):
+        model_bf16 = build_model(kind, workload.features, ["classification"] * len(TASKS), list(TASKS), **params)
+    servable_bf16 = Servable("ranker", 1, export_saved_model(model_bf16, tempfile.mkdtemp(prefix="tf_mtl_serve_bench_bf16_")))
     figures = {}
 
     def add(figure, system, value):
@@ -85,13 +90,17 @@ def measure(kind, phase, repeats, n_requests):
     if phase == "batch":
         batches = [{k: v[i : i + BATCH] for k, v in x.items()} for i in range(0, rows, BATCH)]
 
-        def serve_batches(_):
-            for batch in batches:
-                servable.predict("serving_default", batch)
+        def serve_batches(servable):
+            def call(_):
+                for batch in batches:
+                    servable.predict("serving_default", batch)
+
+            return call
 
         for _ in range(repeats):
             add("batch_examples_per_s", "reference", _throughput(lambda b: reference.predict(b, batch_size=BATCH, verbose=0), x, rows))
-            add("batch_examples_per_s", "tf_mtl", _throughput(serve_batches, x, rows))
+            add("batch_examples_per_s", "tf_mtl", _throughput(serve_batches(servable), x, rows))
+            add("batch_examples_per_s", "tf_mtl_bf16", _throughput(serve_batches(servable_bf16), x, rows))
         return figures
     server = ModelServer("ranker", base, port=_free_port(), rest_api_port=None)
     server.start()
@@ -102,6 +111,7 @@ def measure(kind, phase, repeats, n_requests):
             for system, call in (
                 ("reference", reference.predict_on_batch),
                 ("tf_mtl", lambda request: servable.predict("serving_default", request)),
+                ("tf_mtl_bf16", lambda request: servable_bf16.predict("serving_default", request)),
                 ("tf_mtl_grpc", client.predict),
             ):
                 latencies = _latencies(call, singles)

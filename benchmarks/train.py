@@ -3,8 +3,10 @@
     python benchmarks/train.py [--models mmoe ple] [--repeats 3] [--train-rows 200000] [--no-peers]
 
 Each run is a process of its own (so its peak RSS is its own), and runs alternate between the
-systems (reference, tf_mtl, then the peers of ``peers.py`` whose side environments exist), so
-drift of the machine hits all alike. A run trains one epoch of the workload
+systems (reference, tf_mtl, tf_mtl_bf16, then the peers of ``peers.py`` whose side
+environments exist), so drift of the machine hits all alike. ``tf_mtl_bf16`` is the same
+tf_mtl model built inside ``tf_mtl.compat.mixed_precision("mixed_bfloat16")`` (products in
+bfloat16 on AVX-512 BF16 / AMX, variables and scores float32). A run trains one epoch of the workload
 (``benchmarks/workload.py``) with batch 1024 and Adam 1e-3: the reference with Keras
 ``model.fit`` on ``tf.data`` batches of sliced rows, tf_mtl as its users do, with
 ``DataGenerator`` batches and ``MTLTrainer`` (its default optimizer, ``LazyAdam``) with
@@ -27,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from benchmarks import peers  # noqa: E402
 from benchmarks.peers import WARMUP_STEPS  # noqa: E402
 
-SYSTEMS = ("reference", "tf_mtl")
+SYSTEMS = ("reference", "tf_mtl", "tf_mtl_bf16")
 
 
 def _timer():
@@ -68,6 +70,7 @@ def run_one(system, kind, train_rows, seed):
         model = reference_model(kind, workload)
         model.fit(train, epochs=1, verbose=0, callbacks=[timer])
     else:
+        from tf_mtl.compat import mixed_precision
         from tf_mtl.data import DataGenerator
         from tf_mtl.models import build_model
         from tf_mtl.training import MTLTrainer
@@ -75,7 +78,8 @@ def run_one(system, kind, train_rows, seed):
         train, _, _ = DataGenerator(workload.train_x, workload.train_y).generate_dataloader(batch_size=BATCH_SIZE, seed=seed)
 
         params = {**MODELS[kind], "tower_params_list": [{"dims": TOWER_DIMS}] * len(TASKS)}
-        model = build_model(kind, workload.features, ["classification"] * len(TASKS), list(TASKS), **params)
+        with mixed_precision("mixed_bfloat16" if system == "tf_mtl_bf16" else "float32"):
+            model = build_model(kind, workload.features, ["classification"] * len(TASKS), list(TASKS), **params)
         with tempfile.TemporaryDirectory() as folder:
             trainer = MTLTrainer(model, optimizer_params={"lr": LEARNING_RATE}, adaptive_params={"method": "uwl"},
                                  n_epoch=1, model_path=folder, verbose=0, callbacks=[timer])

@@ -49,3 +49,16 @@ def test_mixed_precision_training_learns(data, tmp_path, policy):
     history = trainer.fit(train, val)
     assert all(np.isfinite(r["train"]["loss"]) for r in history)
     assert evaluate(model, test)["ctr"]["auc"] > 0.62
+
+
+def test_embedding_tables_are_gathered_not_cast_whole(data):
+    generated, _ = data
+    with mixed_precision("mixed_bfloat16"):
+        model = build_model("mmoe", generated.features, generated.task_types, generated.task_names)
+    batch = {k: tf.constant(v[:8]) for k, v in generated.x.items()}
+    graph = tf.function(lambda x: model(x, training=True)).get_concrete_function(batch).graph
+    table_shapes = {tuple(v.shape) for v in model.trainable_variables if "embedding" in v.name}
+    casts = [op for op in graph.get_operations() if op.type == "Cast"]
+    # One cast of the concatenated features; none of a whole table (a copy of every row a step).
+    assert not [op.name for op in casts if tuple(op.inputs[0].shape) in table_shapes]
+    assert sum(op.outputs[0].dtype == tf.bfloat16 and op.inputs[0].shape.rank == 2 and "embedding" in op.name for op in casts) == 1

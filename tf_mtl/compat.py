@@ -24,6 +24,10 @@ else:
             f"KERAS_BACKEND={keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow."
         )
 
+# ``add_weight`` arguments for a variable that mixed precision must not cast when it is read:
+# an embedding table, whose gathered rows are cast instead of the whole table.
+NO_AUTOCAST = {"experimental_autocast": False} if LEGACY_KERAS else {"autocast": False}
+
 
 def build_sublayer(layer, input_shape):
     """Builds a sublayer inside its own name scope, as calling it would.

@@ -11,7 +11,7 @@ give them sparse (row-wise) updates.
 import numpy as np
 import tensorflow as tf
 
-from tf_mtl.compat import keras, register, tf_variable
+from tf_mtl.compat import NO_AUTOCAST, keras, register, tf_variable
 from tf_mtl.features.inputs import fit_sequence
 from tf_mtl.features.spec import (
     DenseFeature,
@@ -165,6 +165,7 @@ class FeatureEmbedding(keras.layers.Layer):
                 shape=(feature.num_rows, feature.embed_dim),
                 initializer=initializer,
                 trainable=feature.trainable,
+                **NO_AUTOCAST,
             )
         self.built = True
 
@@ -179,19 +180,21 @@ class FeatureEmbedding(keras.layers.Layer):
             if isinstance(feature, SequenceFeature):
                 values = fit_sequence(feature, values)
             if isinstance(feature, DenseFeature):
-                values = tf.cast(values, self.compute_dtype)
+                values = tf.cast(values, tf.float32)
                 if feature.embed_dim == 1:
                     values = tf.reshape(values, [-1, 1])
                 parts.append(_normalize(feature, values))
                 continue
-            # Gathered from the variable, then cast: a read of the whole table would cost a copy
-            # of it at the next row update, and a cast of every row under mixed precision.
+            # Gathered from the variable (tables are never autocast): a read of the whole table
+            # would cost a copy of it at the next row update, and a cast of every row under
+            # mixed precision.
             ids = rows[feature.name] if feature.name in rows else row_ids(feature, values)
-            embedded = tf.cast(tf.gather(tf_variable(self.tables[feature.table_name]), ids), self.compute_dtype)
+            embedded = tf.cast(tf.gather(tf_variable(self.tables[feature.table_name]), ids), tf.float32)
             if isinstance(feature, SequenceFeature):
                 embedded = _pool(feature, embedded, tf.not_equal(values, feature.padding_value))
             parts.append(embedded)
-        return tf.concat(parts, axis=-1)
+        # float32 (no op for float32 tables) up to here; one cast to the compute dtype for all.
+        return tf.cast(tf.concat(parts, axis=-1), self.compute_dtype)
 
     def _plain_rows(self, inputs):
         """``row_ids`` of every plain integer feature (see ``_plain_ids``), computed together:
