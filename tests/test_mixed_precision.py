@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_mtl.compat import LEGACY_KERAS, keras, loss_scale, mixed_precision
+from tf_mtl.compat import LEGACY_KERAS, keras, loss_scale, mixed_precision, with_policy
 from tf_mtl.data import DataGenerator, click_conversion
 from tf_mtl.metrics import evaluate
 from tf_mtl.models import build_model
@@ -62,3 +62,18 @@ def test_embedding_tables_are_gathered_not_cast_whole(data):
     # One cast of the concatenated features; none of a whole table (a copy of every row a step).
     assert not [op.name for op in casts if tuple(op.inputs[0].shape) in table_shapes]
     assert sum(op.outputs[0].dtype == tf.bfloat16 and op.inputs[0].shape.rank == 2 and "embedding" in op.name for op in casts) == 1
+
+
+def test_with_policy_copies_the_weights_into_the_other_precision(data):
+    generated, _ = data
+    with mixed_precision("mixed_bfloat16"):
+        model = build_model("ple", generated.features, generated.task_types, generated.task_names)
+    batch = {k: v[:64] for k, v in generated.x.items()}
+    copy = with_policy(model, "float32")
+    assert copy.compute_dtype == "float32" and model.compute_dtype == "bfloat16"
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), copy.get_weights()))
+    ours, theirs = model(batch), copy(batch)
+    # The same scores, to bfloat16's precision (8 bits of mantissa in the products).
+    for task in generated.task_names:
+        np.testing.assert_allclose(ours[task], theirs[task], atol=0.02)
+    assert not any(np.array_equal(ours[t], theirs[t]) for t in generated.task_names)

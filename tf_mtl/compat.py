@@ -90,6 +90,19 @@ def mixed_precision(policy):
             keras.config.set_dtype_policy(previous)
 
 
+
+def with_policy(model, policy):
+    """A copy of a tf_mtl model with the same weights, its layers rebuilt with ``policy``.
+
+    Train in ``"mixed_bfloat16"`` and serve single requests from a ``"float32"`` copy (whose
+    products need no casts of the weights), or the other way round: variables are float32
+    under every mixed policy, so the weights carry over as they are.
+    """
+    with mixed_precision(policy):
+        copy = model.__class__.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
+
 def loss_scale(optimizer):
     """The dynamic loss scale of a ``LossScaleOptimizer``, else 1."""
     if not isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer):
