@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tf_mtl.compat import LEGACY_KERAS, keras, loss_scale, mixed_precision, with_policy
 from tf_mtl.data import DataGenerator, click_conversion
+from tf_mtl.features import DenseFeature, FeatureEmbedding, SparseFeature
 from tf_mtl.metrics import evaluate
 from tf_mtl.models import build_model
 from tf_mtl.trainers import MTLTrainer
@@ -57,23 +58,36 @@ def test_embedding_tables_are_gathered_not_cast_whole(data):
         model = build_model("mmoe", generated.features, generated.task_types, generated.task_names)
     batch = {k: tf.constant(v[:8]) for k, v in generated.x.items()}
     graph = tf.function(lambda x: model(x, training=True)).get_concrete_function(batch).graph
-    table_shapes = {tuple(v.shape) for v in model.trainable_variables if "embedding" in v.name}
+    table_shapes = {tuple(v.shape) for v in model.embedding_trainable_variables}
     casts = [op for op in graph.get_operations() if op.type == "Cast"]
     # One cast of the concatenated features; none of a whole table (a copy of every row a step).
     assert not [op.name for op in casts if tuple(op.inputs[0].shape) in table_shapes]
-    assert sum(op.outputs[0].dtype == tf.bfloat16 and op.inputs[0].shape.rank == 2 and "embedding" in op.name for op in casts) == 1
+    assert sum(op.outputs[0].dtype == tf.bfloat16 and "feature_embedding" in op.name for op in casts) == 1
+
+
+def test_dense_values_are_normalized_before_the_cast():
+    with mixed_precision("mixed_bfloat16"):
+        layer = FeatureEmbedding([SparseFeature("user", 10, 2), DenseFeature("price", mean=1200.0, std=1.0)])
+    out = layer({"user": tf.constant([1]), "price": tf.constant([1234.5])})
+    assert out.dtype == tf.bfloat16
+    # 34.5 is exact in bfloat16; 1234.5 is not (1232), so casting first would give 32.
+    assert float(tf.cast(out, tf.float32)[0, -1]) == 34.5
 
 
 def test_with_policy_copies_the_weights_into_the_other_precision(data):
     generated, _ = data
     with mixed_precision("mixed_bfloat16"):
         model = build_model("ple", generated.features, generated.task_types, generated.task_names)
-    batch = {k: v[:64] for k, v in generated.x.items()}
+    rng = np.random.default_rng(0)
+    # Weights far from their initial values, so that a weight copied to the wrong place shows.
+    model.set_weights([w + rng.normal(0, 0.1, w.shape).astype(w.dtype) for w in model.get_weights()])
+    batch = {k: v[:256] for k, v in generated.x.items()}
     copy = with_policy(model, "float32")
     assert copy.compute_dtype == "float32" and model.compute_dtype == "bfloat16"
-    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), copy.get_weights()))
     ours, theirs = model(batch), copy(batch)
-    # The same scores, to bfloat16's precision (8 bits of mantissa in the products).
+    # Rebuilt in bfloat16 again: every weight is back in its place, so the scores are the same.
+    again = with_policy(copy, "mixed_bfloat16")(batch)
     for task in generated.task_names:
+        np.testing.assert_allclose(again[task], ours[task], rtol=1e-6)
+        # In float32, the same scores to bfloat16's precision (8 bits of mantissa in the products).
         np.testing.assert_allclose(ours[task], theirs[task], atol=0.02)
-    assert not any(np.array_equal(ours[t], theirs[t]) for t in generated.task_names)

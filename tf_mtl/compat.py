@@ -29,6 +29,15 @@ else:
 NO_AUTOCAST = {"experimental_autocast": False} if LEGACY_KERAS else {"autocast": False}
 
 
+def no_autocast(layer):
+    """Stops mixed precision from casting what ``layer`` is called with (and, in Keras 3,
+    the variables it reads; Keras 2 needs ``NO_AUTOCAST`` on each of them)."""
+    if LEGACY_KERAS:
+        layer._autocast = False
+    else:
+        layer.autocast = False
+
+
 def build_sublayer(layer, input_shape):
     """Builds a sublayer inside its own name scope, as calling it would.
 
@@ -90,18 +99,19 @@ def mixed_precision(policy):
             keras.config.set_dtype_policy(previous)
 
 
-
 def with_policy(model, policy):
     """A copy of a tf_mtl model with the same weights, its layers rebuilt with ``policy``.
 
     Train in ``"mixed_bfloat16"`` and serve single requests from a ``"float32"`` copy (whose
-    products need no casts of the weights), or the other way round: variables are float32
-    under every mixed policy, so the weights carry over as they are.
+    products need no casts of the weights): variables are float32 under every mixed policy,
+    so the weights carry over as they are. The copy is built from the model's config (as
+    loading does) and is not compiled: it has no optimizer state.
     """
     with mixed_precision(policy):
         copy = model.__class__.from_config(model.get_config())
     copy.set_weights(model.get_weights())
     return copy
+
 
 def loss_scale(optimizer):
     """The dynamic loss scale of a ``LossScaleOptimizer``, else 1."""
@@ -145,6 +155,7 @@ def register(cls):
 
 __all__ = [
     "LEGACY_KERAS",
+    "NO_AUTOCAST",
     "build_sublayer",
     "divide_gradient",
     "dropout",
@@ -152,7 +163,10 @@ __all__ = [
     "keras",
     "loss_scale",
     "mixed_precision",
+    "no_autocast",
     "random_states",
     "register",
     "tf",
+    "tf_variable",
+    "with_policy",
 ]

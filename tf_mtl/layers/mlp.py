@@ -86,6 +86,11 @@ class MLP(keras.layers.Layer):
 
     def build(self, input_shape):
         k = self.num_parallel
+        if k is not None and len(input_shape) == 3 and input_shape[1] != k:
+            raise ValueError(
+                f"MLP {self.name!r}: an input of one slice per member has shape (batch, {k}, d) for "
+                f"num_parallel={k}. Received: input_shape={tuple(input_shape)}"
+            )
         self.kernels, self.biases = [], []
         width = input_shape[-1]
         for i, dim in enumerate(self.dims):
