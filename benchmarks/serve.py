@@ -7,10 +7,11 @@ change the time a forward pass takes): the reference is called the obvious way, 
 and ``model.predict_on_batch(x)`` for one request; tf_mtl's exported SavedModel is called
 through ``tf_mtl.serving.Servable`` (what the server runs: inputs checked, then the
 ``serving_default`` signature) in the process, and over the gRPC server (``tf_mtl.serving``)
-on 127.0.0.1 for one request; ``tf_mtl_bf16`` is the same model built in
-``mixed_bfloat16``, exported and called in the process. Inputs are numpy arrays in every case. Batches and single
-requests are measured in two processes: single requests with one thread per op for both
-systems (``tf_mtl.serving.configure_threads(intra_op=1)``, ``tf-mtl serve
+on 127.0.0.1 for one request; ``tf_mtl_bf16`` is the same model copied into
+``mixed_bfloat16`` (``tf_mtl.compat.with_policy``), exported and called in the process.
+Inputs are numpy arrays in every case. Batches and single requests are measured in two
+processes: single requests with one thread per op for both systems
+(``tf_mtl.serving.configure_threads(intra_op=1)``, ``tf-mtl serve
 --tensorflow_intra_op_parallelism 1``: a one-row request split over two threads waits for
 both), batches with TensorFlow's default threads. Rounds alternate between the systems;
 every figure is the median over ``--repeats`` rounds, and each tf_mtl figure is also given
@@ -64,7 +65,7 @@ def measure(kind, phase, repeats, n_requests):
     """One phase's figures for one model kind: ``{figure: {system: [value per round]}}``."""
     from benchmarks.reference import reference_model
     from benchmarks.workload import MODELS, TASKS, TOWER_DIMS, make_workload
-    from tf_mtl.compat import mixed_precision
+    from tf_mtl.compat import with_policy
     from tf_mtl.export import export_saved_model
     from tf_mtl.models import build_model
     from tf_mtl.serving import Client, ModelServer, Servable, configure_threads
@@ -79,9 +80,8 @@ def measure(kind, phase, repeats, n_requests):
     model = build_model(kind, workload.features, ["classification"] * len(TASKS), list(TASKS), **params)
     base = tempfile.mkdtemp(prefix="tf_mtl_serve_bench_")
     servable = Servable("ranker", 1, export_saved_model(model, base))
-    with mixed_precision("mixed_bfloat16"):
-        model_bf16 = build_model(kind, workload.features, ["classification"] * len(TASKS), list(TASKS), **params)
-    servable_bf16 = Servable("ranker", 1, export_saved_model(model_bf16, tempfile.mkdtemp(prefix="tf_mtl_serve_bench_bf16_")))
+    bf16 = export_saved_model(with_policy(model, "mixed_bfloat16"), tempfile.mkdtemp(prefix="tf_mtl_serve_bench_bf16_"))
+    servable_bf16 = Servable("ranker", 1, bf16)
     figures = {}
 
     def add(figure, system, value):

@@ -6,12 +6,12 @@ Each run is a process of its own (so its peak RSS is its own), and runs alternat
 systems (reference, tf_mtl, tf_mtl_bf16, then the peers of ``peers.py`` whose side
 environments exist), so drift of the machine hits all alike. ``tf_mtl_bf16`` is the same
 tf_mtl model built inside ``tf_mtl.compat.mixed_precision("mixed_bfloat16")`` (products in
-bfloat16 on AVX-512 BF16 / AMX, variables and scores float32). A run trains one epoch of the workload
-(``benchmarks/workload.py``) with batch 1024 and Adam 1e-3: the reference with Keras
+bfloat16 on AVX-512 BF16 / AMX, variables and scores float32). A run trains one epoch of the
+workload (``benchmarks/workload.py``) with batch 1024 and Adam 1e-3: the reference with Keras
 ``model.fit`` on ``tf.data`` batches of sliced rows, tf_mtl as its users do, with
 ``DataGenerator`` batches and ``MTLTrainer`` (its default optimizer, ``LazyAdam``) with
 uncertainty weighting. Throughput counts the steps after the first 20 (tracing and warm-up
-excluded), timed by one Keras callback in both. Prints the median of each figure and each
+excluded), timed by one Keras callback in each system. Prints the median of each figure and each
 system's ratio to the reference.
 """
 

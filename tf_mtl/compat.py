@@ -24,14 +24,9 @@ else:
             f"KERAS_BACKEND={keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow."
         )
 
-# ``add_weight`` arguments for a variable that mixed precision must not cast when it is read:
-# an embedding table, whose gathered rows are cast instead of the whole table.
-NO_AUTOCAST = {"experimental_autocast": False} if LEGACY_KERAS else {"autocast": False}
-
-
 def no_autocast(layer):
     """Stops mixed precision from casting what ``layer`` is called with (and, in Keras 3,
-    the variables it reads; Keras 2 needs ``NO_AUTOCAST`` on each of them)."""
+    the variables it reads; Keras 2 needs ``add_weight(..., autocast=False)`` on each)."""
     if LEGACY_KERAS:
         layer._autocast = False
     else:
@@ -155,7 +150,6 @@ def register(cls):
 
 __all__ = [
     "LEGACY_KERAS",
-    "NO_AUTOCAST",
     "build_sublayer",
     "divide_gradient",
     "dropout",

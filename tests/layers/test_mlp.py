@@ -58,10 +58,10 @@ def test_num_parallel_equals_separate_mlps(per_member_input):
         np.testing.assert_allclose(out[:, m], mlp(member_input, kernels, biases), rtol=1e-5, atol=1e-6)
 
 
-
 def test_per_member_input_must_have_one_slice_per_member():
     with pytest.raises(ValueError, match=r"\(batch, 4, d\) for num_parallel=4. Received: input_shape=\(2, 2, 5\)"):
         MLP([3], num_parallel=4)(tf.ones((2, 2, 5)))
+
 
 def test_num_parallel_members_start_different():
     layer = MLP([8, 8], num_parallel=4)

@@ -11,7 +11,7 @@ give them sparse (row-wise) updates.
 import numpy as np
 import tensorflow as tf
 
-from tf_mtl.compat import NO_AUTOCAST, keras, no_autocast, register, tf_variable
+from tf_mtl.compat import keras, no_autocast, register, tf_variable
 from tf_mtl.features.inputs import fit_sequence
 from tf_mtl.features.spec import (
     DenseFeature,
@@ -168,7 +168,7 @@ class FeatureEmbedding(keras.layers.Layer):
                 shape=(feature.num_rows, feature.embed_dim),
                 initializer=initializer,
                 trainable=feature.trainable,
-                **NO_AUTOCAST,
+                autocast=False,  # Keras 2 casts reads by the variable's flag, not the layer's
             )
         self.built = True
 

@@ -125,8 +125,7 @@ class MLP(keras.layers.Layer):
             xs = [tf.nn.bias_add(tf.matmul(x, w), b) for x, w, b in zip(xs, kernels, biases)]
             if self.norms:
                 # One normalization over the members side by side, (batch, k * dim).
-                flat = self.norms[i](tf.concat(xs, axis=-1) if len(xs) > 1 else xs[0], training=training)
-                xs = tf.split(flat, len(xs), axis=-1) if len(xs) > 1 else [flat]
+                xs = tf.split(self.norms[i](tf.concat(xs, axis=-1), training=training), len(xs), axis=-1)
             xs = [self.activation_fn(x) for x in xs]
             if self.dropouts:
                 xs = [self.dropouts[i](x, training=training) for x in xs]
